@@ -1,0 +1,48 @@
+# LeviBot -- `make help` lists the targets. Every target creates/reuses .venv first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Ploomber must never try to reach the network (telemetry, version check).
+export PLOOMBER_STATS_ENABLED := false
+export PLOOMBER_VERSION_CHECK_DISABLED := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lab lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/constraints.txt ops/jupyter/*.json
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements/constraints.txt -e '.[dev]'
+	@# JupyterLab: avoid the ploomber/jupytext contents-manager clash; open .py as notebooks
+	install -D -m 644 ops/jupyter/jupyter_server_config.json $(VENV)/etc/jupyter/jupyter_server_config.json
+	install -D -m 644 ops/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the project with pinned dependencies
+
+run: $(STAMP) ## build the pipeline on the embedded default data (reports/ingest.html)
+	$(BIN)/ploomber build
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest
+
+LAB_ARGS ?=
+lab: $(STAMP) ## open the notebooks in JupyterLab (parameters injected, not saved)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(LAB_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove generated data and reports (keeps .venv)
+	rm -rf data reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache

@@ -1,0 +1,1 @@
+"""LeviBot: ML trading signals on crypto bars."""
