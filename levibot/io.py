@@ -1,0 +1,97 @@
+"""The one I/O layer: atomic writes, JSON/Parquet helpers.
+
+Anything another process reads is written to a temp file in the same directory,
+fsynced, then moved over the target with ``os.replace``: a reader sees the old file
+or the new one, never half of one, and a failed write leaves the old file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class CorruptFileError(ValueError):
+    """A file exists but cannot be parsed; the message names the file and the problem."""
+
+
+@contextmanager
+def atomic_path(target: Path | str) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success it replaces `target` atomically.
+
+    On any exception the temp file is removed and `target` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide files from other readers
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: Path | str, writer: Callable[[Path], None]) -> Path:
+    """Run `writer(tmp_path)` and move the result over `target` atomically."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def write_text_atomic(target: Path | str, text: str) -> Path:
+    return atomic_write(target, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(target: Path | str, payload: Any) -> Path:
+    """Pretty, key-sorted JSON (datetimes and paths as strings), written atomically."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    return write_text_atomic(target, text)
+
+
+def read_json(path: Path | str) -> Any:
+    """Parse a JSON file; a corrupt one raises CorruptFileError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def write_parquet_atomic(target: Path | str, frame: pd.DataFrame, **kwargs: Any) -> Path:
+    """Write `frame` to Parquet atomically (kwargs go to ``DataFrame.to_parquet``)."""
+    return atomic_write(target, lambda tmp: frame.to_parquet(tmp, **kwargs))
+
+
+def write_csv_atomic(target: Path | str, frame: pd.DataFrame) -> Path:
+    return atomic_write(target, lambda tmp: frame.to_csv(tmp))

@@ -1,0 +1,157 @@
+"""One typed settings object shared by notebooks, the CLI and the server.
+
+Precedence, highest first: explicit keyword overrides (a notebook's parameters cell),
+environment variables ``LEVIBOT_<FIELD>``, the ``env.yaml`` file, then the defaults
+below. Relative paths are resolved against the project root (the env file's folder),
+so a notebook executed from any working directory writes to the same places.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from levibot.timeframe import floor_to_bar, timeframe_seconds, to_utc
+
+DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,24}$"
+DriftScenario = Literal["none", "vol_shock", "trend_flip", "feature_freeze"]
+PATH_FIELDS = ("data_dir", "registry_dir", "reports_dir", "csv_path")
+
+
+class SettingsError(ValueError):
+    """Settings could not be read or are invalid; the message names the file and field."""
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know: market, window, seed, paths."""
+
+    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
+
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    timeframe: str = "15m"
+    source: Literal["synthetic", "csv", "exchange"] = "synthetic"
+    days: float = Field(default=120.0, gt=0, description="length of the ingest window")
+    end: datetime | None = Field(
+        default=None, description="window end (exclusive); None = the current bar boundary"
+    )
+    seed: int = 7
+    drift_scenario: DriftScenario = "none"
+    drift_start: datetime | None = Field(
+        default=None, description="when the drift scenario begins; None = 2 days before end"
+    )
+    csv_path: Path | None = None
+    exchange_id: str = "binance"
+    data_dir: Path = Path("data")
+    registry_dir: Path = Path("registry")
+    reports_dir: Path = Path("reports")
+    horizon: int = Field(default=3, ge=1, description="label horizon in bars")
+    max_bad_fraction: float = Field(default=0.01, ge=0, le=1)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        """Accept 'BTCUSDT,ETHUSDT' (CLI / env var) as well as a YAML list."""
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        import re
+
+        upper = [symbol.strip().upper() for symbol in value]
+        bad = [s for s in upper if not re.match(SYMBOL_PATTERN, s)]
+        if bad or not upper:
+            raise ValueError(f"symbols must be letters/digits like BTCUSDT, got {value!r}")
+        if len(set(upper)) != len(upper):
+            raise ValueError(f"symbols contain duplicates: {value!r}")
+        return upper
+
+    @field_validator("timeframe")
+    @classmethod
+    def _check_timeframe(cls, value: str) -> str:
+        timeframe_seconds(value)
+        return value
+
+    @field_validator("drift_scenario", mode="before")
+    @classmethod
+    def _none_scenario(cls, value: Any) -> Any:
+        """Ploomber renders the YAML word `none` as Python None."""
+        return "none" if value is None else value
+
+    @field_validator("end", "drift_start", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value in ("", "none", "None", "null") else value
+
+    @model_validator(mode="after")
+    def _utc_times(self) -> Settings:
+        for name in ("end", "drift_start"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, to_utc(value).to_pydatetime())
+        return self
+
+    def window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """[start, end) of the ingest window, both on the bar grid, in UTC."""
+        import pandas as pd
+
+        end = floor_to_bar(
+            self.end if self.end is not None else now or pd.Timestamp.now("UTC"), self.timeframe
+        )
+        start = floor_to_bar(end - pd.Timedelta(days=self.days), self.timeframe)
+        return start.to_pydatetime(), end.to_pydatetime()
+
+    def resolved(self, root: Path) -> Settings:
+        """A copy whose relative paths are made absolute under `root`."""
+        updates = {}
+        for name in PATH_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_absolute():
+                updates[name] = (Path(root) / value).resolve()
+        return self.model_copy(update=updates)
+
+
+def read_env_yaml(env_file: Path) -> dict[str, Any]:
+    """The plain key/values of an env.yaml; Ploomber-only placeholders are skipped."""
+    try:
+        raw = yaml.safe_load(Path(env_file).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read settings file {env_file}: {exc}") from exc
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__
+        raise SettingsError(f"settings file {env_file} must hold a mapping, got {kind}")
+    return {k: v for k, v in raw.items() if not (isinstance(v, str) and "{{" in v)}
+
+
+def load_settings(
+    env_file: Path | str | None = "env.yaml", *, root: Path | str | None = None, **overrides: Any
+) -> Settings:
+    """Settings from env file + environment + overrides, paths resolved under `root`.
+
+    `root` defaults to the env file's folder (or the working directory without one).
+    A missing env file is fine (defaults apply); an unreadable or invalid one is an error.
+    """
+    file_values: dict[str, Any] = {}
+    env_path = Path(env_file) if env_file else None
+    if env_path is not None and env_path.exists():
+        file_values = read_env_yaml(env_path)
+    base = Path(root) if root else (env_path.parent if env_path else Path.cwd())
+    try:
+        from_env = Settings()  # environment variables over defaults
+        env_set = from_env.model_fields_set
+        merged = {k: v for k, v in file_values.items() if k not in env_set}
+        merged.update({k: getattr(from_env, k) for k in env_set})
+        merged.update(overrides)
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        source = env_path if env_path else "environment/overrides"
+        raise SettingsError(f"invalid settings (from {source}): {exc}") from exc
+    return settings.resolved(base.resolve())
