@@ -1,0 +1,291 @@
+"""A seeded, deterministic multi-asset market for BTCUSDT / ETHUSDT / SOLUSDT bars.
+
+Why it looks the way it does: the default pipeline must run offline yet give models
+something real to find and the marathon something real to catch. Stylised facts:
+
+* stochastic log-volatility (AR(1), half-life ~1.5 days) -> volatility clustering;
+* Student-t(4) shocks -> fat tails;
+* a market regime (trend / range / high-vol) switching at random times, shared by
+  all assets; in trend regimes returns carry momentum and a drift, in range regimes
+  they mean-revert -- the weak predictable component, which changes with the regime;
+* order-book imbalance and news sentiment lead the next bars' returns a little;
+* alts follow BTC partly with a one-bar lag (BTC leads);
+* intraday volume (and volatility) seasonality peaking in US hours.
+
+Every random draw comes from a generator keyed by (seed, stream, day), and every
+recursion is a causal filter started at a fixed epoch, so a bar depends only on the
+seed, the drift settings and draws up to that bar: any two fetches agree on the bars
+they share, whatever windows they ask for.
+
+Drift scenarios switch on at ``drift_start``: ``vol_shock`` (volatility x3, volume x2),
+``trend_flip`` (momentum/reversion and the order-book/news effects change sign),
+``feature_freeze`` (the auxiliary feeds get stuck at their last value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from levibot.data.schema import INDEX_NAME, conform_bars, empty_bars
+from levibot.data.sources import UnknownSymbolError
+from levibot.timeframe import timeframe_seconds, to_utc
+
+SIM_EPOCH = pd.Timestamp("2024-01-01", tz="UTC")
+DRIFT_SCENARIOS = ("none", "vol_shock", "trend_flip", "feature_freeze")
+TREND, RANGE, HIGH_VOL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """Per-asset constants: starting price, volatility scale, beta to BTC, volume."""
+
+    price0: float
+    vol_scale: float
+    beta: float
+    volume0: float
+    open_interest0: float
+
+
+ASSETS: dict[str, AssetSpec] = {
+    "BTCUSDT": AssetSpec(42_000.0, 1.0, 0.0, 350.0, 8.0e4),
+    "ETHUSDT": AssetSpec(2_300.0, 1.25, 0.85, 4_000.0, 1.1e6),
+    "SOLUSDT": AssetSpec(100.0, 1.8, 1.10, 60_000.0, 2.0e7),
+}
+BASE_VOL_15M = 0.0022  # per-bar sigma of BTC at 15m in a calm regime (~2% a day)
+REGIME_VOL = np.array([1.0, 0.8, 2.4])  # trend, range, high-vol
+REGIME_MOMENTUM = np.array([0.35, -0.35, 0.0])  # coefficient on the last 3 shocks' mean
+REGIME_WEIGHTS = np.array([0.35, 0.45, 0.20])
+BTC_LAG_SHARE = 0.15  # share of an alt's BTC exposure that arrives one bar late
+
+
+def _draws(seed: int, stream: int, first_day: int, n_days: int, shape: tuple[int, int]):
+    """Normal, uniform and t(4) draws for days [first_day, first_day + n_days)."""
+    normal, uniform, student = [], [], []
+    for day in range(first_day, first_day + n_days):
+        rng = np.random.default_rng([seed, stream, day])
+        normal.append(rng.standard_normal(shape))
+        uniform.append(rng.random(shape))
+        student.append(rng.standard_t(4, size=shape[1]) / np.sqrt(2.0))  # unit variance
+    return (
+        np.concatenate(normal, axis=1),
+        np.concatenate(uniform, axis=1),
+        np.concatenate(student),
+    )
+
+
+def _ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
+    """x_t = phi * x_{t-1} + e_t, started at zero (causal)."""
+    return lfilter([1.0], [1.0, -phi], innovations)
+
+
+def _lagged(values: np.ndarray, lag: int = 1) -> np.ndarray:
+    """values shifted `lag` bars later, zero-filled at the start."""
+    out = np.zeros_like(values)
+    out[lag:] = values[:-lag]
+    return out
+
+
+def _freeze_from(values: np.ndarray, start: int) -> np.ndarray:
+    """A stuck feed: every value from `start` on repeats the last one before it."""
+    out = values.copy()
+    if 0 < start < len(out):
+        out[start:] = out[start - 1]
+    return out
+
+
+class SyntheticMarket:
+    """The embedded default data source (see the module docstring)."""
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        timeframe: str = "15m",
+        symbols: Sequence[str] | None = None,
+        drift_scenario: str = "none",
+        drift_start: pd.Timestamp | str | None = None,
+        epoch: pd.Timestamp | str = SIM_EPOCH,
+    ) -> None:
+        if drift_scenario not in DRIFT_SCENARIOS:
+            raise ValueError(f"drift_scenario {drift_scenario!r} unknown; use {DRIFT_SCENARIOS}")
+        if drift_scenario != "none" and drift_start is None:
+            raise ValueError(f"drift scenario {drift_scenario!r} needs a drift_start time")
+        unknown = sorted(set(symbols or ()) - set(ASSETS))
+        if unknown:
+            raise UnknownSymbolError(
+                f"synthetic market has no {unknown}; available: {sorted(ASSETS)}"
+            )
+        self.seed = int(seed)
+        self.timeframe = timeframe
+        self.bar_seconds = timeframe_seconds(timeframe)
+        self.drift_scenario = drift_scenario
+        self.drift_start = to_utc(drift_start) if drift_start is not None else None
+        self.epoch = to_utc(epoch).floor("D")
+        self._cache: dict[str, pd.DataFrame] = {}
+        self._cached_days = 0
+
+    @property
+    def bars_per_day(self) -> int:
+        return 86_400 // self.bar_seconds
+
+    def fetch(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Bars with open time in [start, end)."""
+        if symbol not in ASSETS:
+            raise UnknownSymbolError(
+                f"synthetic market has no symbol {symbol!r}; available: {sorted(ASSETS)}"
+            )
+        start, end = to_utc(start), to_utc(end)
+        if start < self.epoch:
+            raise ValueError(
+                f"synthetic market starts at {self.epoch.date()}; asked for bars from {start}"
+            )
+        if end <= start:
+            return empty_bars()
+        n_days = int(np.ceil((end - self.epoch) / pd.Timedelta(days=1)))
+        if n_days > self._cached_days:
+            self._cache = self._simulate(n_days)
+            self._cached_days = n_days
+        frame = self._cache[symbol]
+        return frame.loc[(frame.index >= start) & (frame.index < end)].copy()
+
+    def _simulate(self, n_days: int) -> dict[str, pd.DataFrame]:
+        """All assets from the epoch for `n_days` whole days."""
+        n = n_days * self.bars_per_day
+        index = pd.date_range(
+            self.epoch, periods=n, freq=pd.Timedelta(seconds=self.bar_seconds), name=INDEX_NAME
+        )
+        drift_at = self._drift_index(index)
+        market = self._market_state(n_days, index, drift_at)
+        frames: dict[str, pd.DataFrame] = {}
+        btc_returns = None
+        for stream, (symbol, spec) in enumerate(ASSETS.items(), start=1):
+            frame, returns = self._asset(stream, spec, n_days, index, market, btc_returns, drift_at)
+            frames[symbol] = conform_bars(frame)
+            if btc_returns is None:
+                btc_returns = returns
+        return frames
+
+    def _drift_index(self, index: pd.DatetimeIndex) -> int:
+        """First bar index under drift (len(index) when there is none in range)."""
+        if self.drift_scenario == "none" or self.drift_start is None:
+            return len(index)
+        return int(index.searchsorted(self.drift_start))
+
+    def _market_state(self, n_days: int, index: pd.DatetimeIndex, drift_at: int) -> dict:
+        """Regime, trend direction, log-volatility and seasonality shared by all assets."""
+        normal, uniform, _ = _draws(self.seed, 0, 0, n_days, (4, self.bars_per_day))
+        n = len(index)
+        per_bar = self.bar_seconds / 900.0  # scale persistence so regimes last ~3 days
+        switch = uniform[0] < min(1.0, per_bar / (96 * 3))
+        switch[0] = True
+        choice = np.searchsorted(np.cumsum(REGIME_WEIGHTS), uniform[1])
+        direction = np.where(uniform[2] < 0.5, -1.0, 1.0)
+        seg = np.cumsum(switch) - 1
+        first_of_seg = np.flatnonzero(switch)
+        regime = choice[first_of_seg][seg]
+        trend_dir = direction[first_of_seg][seg]
+        phi_h = 0.995**per_bar
+        log_vol = _ar1(normal[0] * 0.35 * np.sqrt(1 - phi_h**2), phi_h)
+        hour = index.hour.to_numpy() + index.minute.to_numpy() / 60.0
+        season = 1.0 + 0.35 * np.sin(2 * np.pi * (hour - 8.0) / 24.0)
+        flip = np.ones(n)
+        vol_shock = np.ones(n)
+        if self.drift_scenario == "trend_flip":
+            flip[drift_at:] = -1.0
+        if self.drift_scenario == "vol_shock":
+            vol_shock[drift_at:] = 3.0
+        return {
+            "regime": regime,
+            "trend_dir": trend_dir * flip,
+            "flip": flip,
+            "log_vol": log_vol,
+            "season": season,
+            "vol_shock": vol_shock,
+        }
+
+    def _asset(
+        self,
+        stream: int,
+        spec: AssetSpec,
+        n_days: int,
+        index: pd.DatetimeIndex,
+        market: dict,
+        btc_returns: np.ndarray | None,
+        drift_at: int,
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """One asset's bars and auxiliary series; returns (frame, log returns)."""
+        normal, uniform, shocks = _draws(self.seed, stream, 0, n_days, (8, self.bars_per_day))
+        regime, flip = market["regime"], market["flip"]
+        scale = np.sqrt(self.bar_seconds / 900.0)
+        idio_vol = _ar1(normal[0] * 0.2 * np.sqrt(1 - 0.99**2), 0.99)
+        sigma = (
+            BASE_VOL_15M
+            * scale
+            * spec.vol_scale
+            * REGIME_VOL[regime]
+            * np.exp(market["log_vol"] + idio_vol - 0.5 * (0.35**2 + 0.2**2))
+            * np.sqrt(market["season"])
+            * market["vol_shock"]
+        )
+        if btc_returns is not None:
+            sigma = sigma * np.sqrt(1 - min(spec.beta, 0.9) ** 2 * 0.5)
+        eps = sigma * shocks
+
+        ob_imbalance = np.tanh(_ar1(normal[1] * 0.45, 0.7))
+        events = uniform[0] < 0.004
+        impact = _ar1(np.where(events, normal[2], 0.0), 0.9)
+        confidence = np.clip(_ar1(np.where(events, 0.3 + 0.7 * uniform[1], 0.0), 0.9), 0.0, 1.0)
+        faded = confidence < 1e-3  # the feed reports no news once an item has faded
+        impact, confidence = np.where(faded, 0.0, impact), np.where(faded, 0.0, confidence)
+
+        past_shocks = (_lagged(eps, 1) + _lagged(eps, 2) + _lagged(eps, 3)) / 3.0
+        momentum = REGIME_MOMENTUM[regime] * flip * past_shocks
+        drift = np.where(regime == TREND, 0.04 * sigma * market["trend_dir"], 0.0)
+        order_flow = 0.12 * sigma * flip * _lagged(ob_imbalance)
+        news = 0.25 * sigma * flip * _lagged(impact * confidence)
+        returns = momentum + drift + order_flow + news + eps
+        if btc_returns is not None:
+            returns = returns + spec.beta * (
+                (1 - BTC_LAG_SHARE) * btc_returns + BTC_LAG_SHARE * _lagged(btc_returns)
+            )
+
+        close = spec.price0 * np.exp(np.cumsum(returns))
+        open_ = np.concatenate([[spec.price0], close[:-1]])
+        wick = 0.6 * sigma
+        high = np.maximum(open_, close) * np.exp(np.abs(normal[3]) * wick)
+        low = np.minimum(open_, close) * np.exp(-np.abs(normal[4]) * wick)
+        volume = (
+            spec.volume0
+            * scale**2
+            * market["season"]
+            * np.exp(0.5 * market["log_vol"])
+            * (1.0 + 1.5 * np.abs(shocks))
+            * np.exp(0.3 * normal[5] - 0.045)
+            * np.where(market["vol_shock"] > 1, 2.0, 1.0)
+        )
+        trending = (regime == TREND) * market["trend_dir"]
+        funding = 1e-4 + _ar1((3e-4 * trending + 2e-5 * normal[6]) * 0.02, 0.98)
+        open_interest = spec.open_interest0 * np.exp(
+            np.cumsum(0.002 * normal[7] * scale + 0.3 * returns)
+        )
+        aux = {
+            "funding_rate": funding,
+            "open_interest": open_interest,
+            "ob_imbalance": ob_imbalance,
+            "news_impact": impact,
+            "news_confidence": confidence,
+        }
+        if self.drift_scenario == "feature_freeze":
+            aux = {name: _freeze_from(values, drift_at) for name, values in aux.items()}
+        frame = pd.DataFrame(
+            {"open": open_, "high": high, "low": low, "close": close, "volume": volume, **aux},
+            index=index,
+        )
+        return frame, returns
