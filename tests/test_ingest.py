@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from levibot.data.sources.synthetic import SyntheticMarket
+from levibot.data.validate import DataValidationError
+from levibot.features import FEATURES
+from levibot.ingest import manifest_path_for, quarantine_path, run_ingest, store_for
+
+
+class BrokenRows:
+    """Wraps a source and damages some rows, like a flaky exchange dump."""
+
+    name = "broken"
+
+    def __init__(self, inner, bad_rows: int):
+        self.inner, self.bad_rows = inner, bad_rows
+
+    def fetch(self, symbol, start, end):
+        frame = self.inner.fetch(symbol, start, end)
+        frame.iloc[: self.bad_rows, frame.columns.get_loc("close")] = np.nan
+        return frame
+
+
+def test_ingest_writes_store_manifest_and_is_idempotent(settings):
+    first = run_ingest(settings)
+    store = store_for(settings)
+    assert store.symbols() == ["BTCUSDT", "ETHUSDT"]
+    stored = store.read("BTCUSDT")
+    assert len(stored) == 5 * 96 and set(FEATURES) <= set(stored.columns)
+    assert first.quality.set_index("symbol").loc["ETHUSDT", "rows_clean"] == 5 * 96
+    manifest = json.loads(manifest_path_for(settings).read_text())
+    assert manifest["window"]["end"] == "2026-01-10T00:00:00+00:00"
+    assert set(manifest["symbols"]) == {"BTCUSDT", "ETHUSDT"}
+
+    second = run_ingest(settings)
+    pd.testing.assert_frame_equal(store.read("BTCUSDT"), stored)
+    assert second.quality.equals(first.quality)
+
+
+def test_ingest_of_a_later_window_extends_the_store(settings):
+    run_ingest(settings)
+    later = settings.model_copy(update={"end": settings.end + pd.Timedelta(days=2)})
+    run_ingest(later)
+    stored = store_for(settings).read("ETHUSDT")
+    assert len(stored) == 7 * 96 and stored.index.is_unique
+
+
+def test_bad_rows_are_quarantined_and_counted(settings):
+    market = SyntheticMarket(seed=settings.seed)
+    result = run_ingest(settings, source=BrokenRows(market, bad_rows=2))
+    assert result.quality["quarantined"].tolist() == [2, 2]
+    quarantined = pd.read_csv(quarantine_path(settings, "BTCUSDT"))
+    assert quarantined["reason"].tolist() == ["nan_or_inf", "nan_or_inf"]
+    run_ingest(settings, source=BrokenRows(market, bad_rows=2))
+    assert len(pd.read_csv(quarantine_path(settings, "BTCUSDT"))) == 2  # deduplicated
+
+
+def test_failed_validation_leaves_the_store_untouched(settings):
+    run_ingest(settings)
+    store = store_for(settings)
+    before = {s: store.path(s).read_bytes() for s in settings.symbols}
+    manifest_before = manifest_path_for(settings).read_bytes()
+    broken = BrokenRows(SyntheticMarket(seed=settings.seed), bad_rows=100)
+    with pytest.raises(DataValidationError, match="broken source, symbol BTCUSDT"):
+        run_ingest(settings, source=broken)
+    assert {s: store.path(s).read_bytes() for s in settings.symbols} == before
+    assert manifest_path_for(settings).read_bytes() == manifest_before
+
+
+def test_empty_source_window_is_an_error(settings):
+    class Empty:
+        name = "empty"
+
+        def fetch(self, symbol, start, end):
+            return SyntheticMarket().fetch(symbol, end, end)
+
+    with pytest.raises(DataValidationError, match="no bars"):
+        run_ingest(settings, source=Empty())
+
+
+def test_drift_scenario_defaults_to_two_days_before_end(settings):
+    drifted = settings.model_copy(update={"drift_scenario": "feature_freeze"})
+    result = run_ingest(drifted)
+    frame = result.features["BTCUSDT"]
+    last_two_days = frame.index >= pd.Timestamp(settings.end) - pd.Timedelta(days=2)
+    assert frame.loc[last_two_days, "ob_imbalance"].nunique() == 1
+    assert frame.loc[~last_two_days, "ob_imbalance"].nunique() > 50
