@@ -13,7 +13,12 @@ T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
 
 def make_bars(
-    n: int = 300, *, seed: int = 0, start: pd.Timestamp = T0, freq: str = "15min", price: float = 100.0
+    n: int = 300,
+    *,
+    seed: int = 0,
+    start: pd.Timestamp = T0,
+    freq: str = "15min",
+    price: float = 100.0,
 ) -> pd.DataFrame:
     """A random-walk bar frame with every auxiliary series filled and valid OHLC."""
     rng = np.random.default_rng(seed)

@@ -44,7 +44,9 @@ def test_cross_asset_features_are_causal_too():
     btc, eth = make_bars(N, seed=1), make_bars(N, seed=2)
     t = 400
     original = compute_feature_panel({"BTCUSDT": btc, "ETHUSDT": eth})["ETHUSDT"]
-    changed = compute_feature_panel({"BTCUSDT": perturb_after(btc, t, 9), "ETHUSDT": eth})["ETHUSDT"]
+    changed = compute_feature_panel({"BTCUSDT": perturb_after(btc, t, 9), "ETHUSDT": eth})[
+        "ETHUSDT"
+    ]
     pd.testing.assert_frame_equal(original.iloc[: t + 1], changed.iloc[: t + 1])
     assert not original["btc_ret_1"].iloc[t + 1 :].equals(changed["btc_ret_1"].iloc[t + 1 :])
 
@@ -66,7 +68,9 @@ def test_price_features_are_scale_free():
 
 def test_missing_auxiliaries_stay_nan_not_zero():
     bars = make_bars(N)
-    bars[["funding_rate", "open_interest", "ob_imbalance", "news_impact", "news_confidence"]] = np.nan
+    bars[["funding_rate", "open_interest", "ob_imbalance", "news_impact", "news_confidence"]] = (
+        np.nan
+    )
     features = compute_features(bars)
     for column in ("fund_rate", "oi_chg_3", "ob_imb", "snews_impact", "snews_conf"):
         assert features[column].isna().all()

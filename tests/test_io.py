@@ -29,5 +29,5 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path):
 def test_corrupt_json_names_the_file(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{not json")
-    with pytest.raises(CorruptFileError, match="bad.json"):
+    with pytest.raises(CorruptFileError, match=r"bad\.json"):
         read_json(path)

@@ -61,7 +61,13 @@ def test_default_window_ends_at_the_current_bar(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("symbols", "BTC/USDT"), ("symbols", ""), ("timeframe", "7m"), ("days", -1), ("source", "ftp")],
+    [
+        ("symbols", "BTC/USDT"),
+        ("symbols", ""),
+        ("timeframe", "7m"),
+        ("days", -1),
+        ("source", "ftp"),
+    ],
 )
 def test_invalid_values_raise_a_settings_error(tmp_path, field, value):
     with pytest.raises(SettingsError, match=field):

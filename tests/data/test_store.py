@@ -1,4 +1,3 @@
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,7 +51,9 @@ def test_tail_reads_the_last_rows_across_row_groups(store):
     store.write("BTCUSDT", frame)
     for n in (0, 1, 99, 100, 101, ROW_GROUP_SIZE + 200, len(frame), len(frame) + 5):
         tail = store.tail("BTCUSDT", n)
-        pd.testing.assert_frame_equal(tail, frame.iloc[len(frame) - min(n, len(frame)) :], check_freq=False)
+        pd.testing.assert_frame_equal(
+            tail, frame.iloc[len(frame) - min(n, len(frame)) :], check_freq=False
+        )
 
 
 def test_staleness_is_now_minus_close_of_last_bar(store):
@@ -71,7 +72,7 @@ def test_bad_symbols_missing_files_and_corruption(store):
         store.tail("BTCUSDT", 5)
     store.path("BTCUSDT").parent.mkdir(parents=True)
     store.path("BTCUSDT").write_bytes(b"garbage")
-    with pytest.raises(CorruptFileError, match="BTCUSDT_15m.parquet"):
+    with pytest.raises(CorruptFileError, match=r"BTCUSDT_15m\.parquet"):
         store.read("BTCUSDT")
     with pytest.raises(CorruptFileError):
         store.tail("BTCUSDT", 1)

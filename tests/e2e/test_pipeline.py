@@ -27,7 +27,12 @@ def build(project: Path, *args: str) -> subprocess.CompletedProcess:
         PLOOMBER_ENV_FILENAME="env.test.yaml",
     )
     return subprocess.run(
-        [PLOOMBER, "build", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+        [PLOOMBER, "build", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
