@@ -17,9 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
+FILE_MODE = 0o644  # readable by the server/notebooks of other users, like a plain open()
 
 class CorruptFileError(ValueError):
     """A file exists but cannot be parsed; the message names the file and the problem."""
@@ -34,7 +32,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide files from other readers
+    os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide the file from other readers
     os.close(fd)
     tmp = Path(tmp_name)
     try:
