@@ -1,0 +1,538 @@
+"""Bars from local CSV files: a single .csv, a .zip (e.g. Binance monthly kline dumps)
+or a directory of such files.
+
+Why it is careful rather than quick: CSV dumps are where bad data enters. The source
+never drops or repairs a row silently; a malformed row stays as a row of NaN so
+:mod:`levibot.data.validate` quarantines it with a reason, duplicates stay for the
+same reason, and whatever cannot be placed in time (an unparseable timestamp) or is
+deliberately left out (an incomplete resampled bar) is counted in ``last_report``.
+
+Layouts understood:
+
+* Binance klines: 12 columns (open_time, open, high, low, close, volume, close_time,
+  ...), with or without a header row; open_time in ms, or in us in newer spot dumps.
+* Generic OHLCV with a header: a timestamp column (timestamp/time/date/datetime/
+  open_time, any case) holding epoch s/ms/us/ns (told apart by magnitude) or ISO
+  strings (naive = UTC), open/high/low/close/volume and optionally the auxiliary
+  BAR_COLUMNS, any case.
+
+Data finer than the target timeframe is resampled; only complete target bars are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from levibot.data.schema import AUX_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, conform_bars, empty_bars
+from levibot.data.sources import UnknownSymbolError
+from levibot.data.sources.exchange import split_symbol
+from levibot.timeframe import timeframe_delta, to_utc
+
+TIMESTAMP_NAMES = ("open_time", "timestamp", "datetime", "date", "time")  # first found wins
+SYMBOL_NAME = "symbol"
+VALUE_COLUMNS = OHLCV_COLUMNS + AUX_COLUMNS
+BINANCE_POSITIONS = ["open_time", "open", "high", "low", "close", "volume"]
+REPORT_EXAMPLES = 5
+_INT64_MAX = str(np.iinfo(np.int64).max)
+# epoch magnitude -> nanoseconds per unit: s below 1e11, ms below 1e14, us below 1e17
+_EPOCH_UNITS = ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3), (np.inf, 1))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One CSV text: a file, or a member of a zip (``container`` is the zip's name)."""
+
+    label: str
+    name: str
+    container: str | None
+    read: Callable[[], str]
+
+
+@dataclass
+class _Table:
+    """The rows of one entry as text columns, plus what was wrong with their shape."""
+
+    label: str
+    columns: dict[str, list[str]]
+    rows: list[list[str]]
+    lines: list[int]
+    malformed: list[bool]
+
+
+@dataclass
+class _Loaded:
+    """Everything parsed for one symbol, kept so repeated fetches do not re-read files."""
+
+    bars: pd.DataFrame
+    files: list[str]
+    source_seconds: int | None
+    incomplete: pd.DatetimeIndex
+    tainted: pd.DatetimeIndex
+    malformed_rows: int
+    unparseable_rows: list[str] = field(default_factory=list)
+    unparseable_locations: list[str] = field(default_factory=list)
+    unparseable_count: int = 0
+
+
+def canonical_symbol(symbol: str) -> str:
+    """Upper case without separators, so 'btc/usdt', 'BTC-USDT' and 'BTCUSDT' agree."""
+    return re.sub(r"[^A-Z0-9]", "", str(symbol).upper())
+
+
+def _name_matches(name: str, symbol: str) -> bool:
+    """File names start with the symbol followed by a non-alphanumeric character or the end,
+    so BTCUSD does not pick up BTCUSDT-1m-2024-01.csv."""
+    return _name_symbol(name) == canonical_symbol(symbol)
+
+
+def _name_symbol(name: str) -> str:
+    """The symbol a file name announces (its leading alphanumeric run)."""
+    head = re.match(r"[A-Za-z0-9]*", Path(name).name)
+    return head.group(0).upper() if head else ""
+
+
+def _zip_entries(path: Path) -> list[_Entry]:
+    """The CSV members of a zip (macOS resource forks and folders skipped)."""
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(
+            info.filename
+            for info in archive.infolist()
+            if not info.is_dir()
+            and info.filename.lower().endswith(".csv")
+            and "__MACOSX" not in info.filename
+        )
+
+    def reader(member: str) -> Callable[[], str]:
+        def read() -> str:
+            with zipfile.ZipFile(path) as archive:
+                return archive.read(member).decode("utf-8-sig", errors="replace")
+
+        return read
+
+    return [_Entry(f"{path.name}/{m}", Path(m).name, path.name, reader(m)) for m in names]
+
+
+def _file_entries(path: Path, *, named_by_user: bool = False) -> list[_Entry]:
+    """A .csv file or the CSV members of a .zip; in a directory, other files are skipped,
+    but a file the user named is read as CSV whatever its suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _zip_entries(path)
+    if suffix == ".csv" or named_by_user:
+        return [_Entry(path.name, path.name, None, lambda: path.read_text("utf-8-sig", "replace"))]
+    return []
+
+
+def list_entries(path: Path) -> list[_Entry]:
+    """All CSV texts under `path` (a file, or the files directly inside a directory)."""
+    if path.is_dir():
+        return [entry for child in sorted(path.iterdir()) for entry in _file_entries(child)]
+    return _file_entries(path, named_by_user=True)
+
+
+def _normal(name: str) -> str:
+    """Header names compared case- and separator-insensitively ('Open time' = open_time)."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def _is_header(row: Sequence[str]) -> bool:
+    """A first row naming a timestamp or price column is a header, not data."""
+    names = {_normal(cell) for cell in row}
+    return bool(names & {*TIMESTAMP_NAMES, *OHLCV_COLUMNS})
+
+
+def _trimmed(row: Sequence[str]) -> list[str]:
+    """A row without trailing empty cells (a header's trailing comma names no column)."""
+    cells = list(row)
+    while cells and not cells[-1].strip():
+        cells.pop()
+    return cells
+
+
+def _fits(row: Sequence[str], width: int) -> bool:
+    """A row has the table's width; extra cells are tolerated only when empty."""
+    return len(row) == width or (len(row) > width and not any(c.strip() for c in row[width:]))
+
+
+def _read_rows(entry: _Entry) -> tuple[list[list[str]], list[int]]:
+    """Non-blank CSV rows with their line numbers (blank lines are not rows)."""
+    reader = csv.reader(io.StringIO(entry.read()))
+    rows, lines = [], []
+    for row in reader:
+        if len(row) > 1 or (row and row[0].strip()):
+            rows.append(row)
+            lines.append(reader.line_num)
+    return rows, lines
+
+
+def _header_positions(header: Sequence[str] | None, label: str) -> dict[str, int]:
+    """Column name -> position; a header-less file is taken to be in Binance kline order."""
+    if header is None:
+        return {name: i for i, name in enumerate(BINANCE_POSITIONS)}
+    positions: dict[str, int] = {}
+    for i, name in enumerate(header):
+        positions.setdefault(_normal(name), i)
+    stamp = next((name for name in TIMESTAMP_NAMES if name in positions), None)
+    missing = [col for col in OHLCV_COLUMNS if col not in positions]
+    if stamp is None or missing:
+        raise ValueError(
+            f"{label}: cannot read bars from header {list(header)}: need a timestamp column "
+            f"({'/'.join(TIMESTAMP_NAMES)}) and {OHLCV_COLUMNS}"
+            + (f"; missing {missing}" if missing else "")
+        )
+    keep = [SYMBOL_NAME, *VALUE_COLUMNS]
+    out = {name: positions[name] for name in keep if name in positions}
+    out["open_time"] = positions[stamp]
+    return out
+
+
+def read_table(entry: _Entry) -> _Table:
+    """Text columns of one entry; rows of the wrong width keep only their timestamp text."""
+    rows, lines = _read_rows(entry)
+    header = _trimmed(rows[0]) if rows and _is_header(rows[0]) else None
+    if header is not None:
+        rows, lines = rows[1:], lines[1:]
+    positions = _header_positions(header, entry.label)
+    width = len(header) if header is not None else _modal_width(rows)
+    if header is None and rows and width < len(BINANCE_POSITIONS):
+        raise ValueError(
+            f"{entry.label}: header-less rows have {width} columns; expected the Binance kline "
+            f"layout (open_time, open, high, low, close, volume, ...)"
+        )
+    malformed = [len(row) != width and not _fits(row, width) for row in rows]
+    return _Table(entry.label, _columns(rows, positions, malformed), rows, lines, malformed)
+
+
+def _columns(
+    rows: list[list[str]], positions: dict[str, int], malformed: list[bool]
+) -> dict[str, list[str]]:
+    """Text columns by name; a malformed row keeps only its timestamp and symbol."""
+    if rows and not any(malformed):  # the common case, done column-wise for speed
+        transposed = list(zip(*rows, strict=False))
+        return {name: list(transposed[at]) for name, at in positions.items()}
+    stamp_at = positions["open_time"]
+    columns: dict[str, list[str]] = {name: [] for name in positions}
+    for row, bad in zip(rows, malformed, strict=True):
+        for name, at in positions.items():
+            keep = not bad or at == stamp_at or name == SYMBOL_NAME
+            columns[name].append(row[at] if keep and at < len(row) else "")
+    return columns
+
+
+def _modal_width(rows: list[list[str]]) -> int:
+    """The usual row width of a header-less file (one odd first row does not set it)."""
+    widths = Counter(len(row) for row in rows)
+    return widths.most_common(1)[0][0] if widths else 0
+
+
+def _select_rows(table: _Table, symbol: str) -> _Table:
+    """Only the rows of `symbol` when the table has a symbol column."""
+    if SYMBOL_NAME not in table.columns:
+        return table
+    wanted = canonical_symbol(symbol)
+    keep = [i for i, s in enumerate(table.columns[SYMBOL_NAME]) if canonical_symbol(s) == wanted]
+    columns = {name: [values[i] for i in keep] for name, values in table.columns.items()}
+    return _Table(
+        table.label,
+        columns,
+        [table.rows[i] for i in keep],
+        [table.lines[i] for i in keep],
+        [table.malformed[i] for i in keep],
+    )
+
+
+def _integers(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer strings as exact int64 (float64 would blur nanoseconds), and where they were."""
+    is_int = (
+        text.str.fullmatch(r"-?\d{1,18}") | (text.str.fullmatch(r"\d{19}") & (text <= _INT64_MAX))
+    ).to_numpy(dtype=bool)
+    ints = np.zeros(len(text), dtype="int64")
+    ints[is_int] = text[is_int].astype("int64").to_numpy()
+    floats = pd.to_numeric(text.mask(is_int, ""), errors="coerce").to_numpy(dtype="float64")
+    whole = ~is_int & np.isfinite(floats) & (np.abs(floats) < 2.0**53)
+    whole &= floats == np.trunc(np.where(whole, floats, 0.0))
+    ints[whole] = floats[whole].astype("int64")
+    return ints, is_int | whole
+
+
+def epoch_nanos(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch numbers as int64 ns, the unit (s, ms, us, ns) told by magnitude, and where
+    that worked; a number beyond the representable range counts as unparseable."""
+    ints, is_int = _integers(text)
+    floats = pd.to_numeric(text.mask(is_int, ""), errors="coerce").to_numpy(dtype="float64")
+    is_float = ~is_int & np.isfinite(floats)
+    magnitude = np.where(is_int, np.abs(ints).astype("float64"), np.abs(np.nan_to_num(floats)))
+    nanos = np.zeros(len(text), dtype="int64")
+    ok = np.zeros(len(text), dtype=bool)
+    lower = 0.0
+    for upper, per_unit in _EPOCH_UNITS:
+        band = (magnitude >= lower) & (magnitude < upper)
+        lower = upper
+        limit = np.iinfo(np.int64).max // per_unit
+        exact = band & is_int & (np.abs(ints) <= limit)
+        nanos[exact] = ints[exact] * per_unit
+        approx = band & is_float & (magnitude <= limit)
+        nanos[approx] = np.round(floats[approx] * per_unit).astype("int64")
+        ok |= exact | approx
+    return nanos, ok
+
+
+def _date_strings(text: pd.Series) -> np.ndarray:
+    """ISO (fast path) or other date strings as UTC datetime64[ns]; NaT where unparseable.
+
+    Naive strings are taken to be UTC."""
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    retry = parsed.isna().to_numpy() & text.str.contains(r"\d", regex=True).to_numpy(dtype=bool)
+    if retry.any():
+        parsed[retry] = pd.to_datetime(text[retry], utc=True, format="mixed", errors="coerce")
+    naive = parsed.dt.tz_localize(None).to_numpy()
+    lo, hi = pd.Timestamp.min.to_datetime64(), pd.Timestamp.max.to_datetime64()
+    fits = ~np.isnat(naive) & (naive >= lo) & (naive <= hi)
+    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[fits] = naive[fits].astype("datetime64[ns]")
+    return out
+
+
+def parse_timestamps(values: Sequence[str]) -> pd.DatetimeIndex:
+    """UTC open times from epoch numbers or date strings; NaT where unparseable."""
+    text = pd.Series(list(values), dtype=object).astype(str).str.strip()
+    nanos, numeric = epoch_nanos(text)
+    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[numeric] = nanos[numeric].view("datetime64[ns]")
+    if (~numeric).any():
+        out[~numeric] = _date_strings(text[~numeric])
+    return pd.DatetimeIndex(out, name=INDEX_NAME).tz_localize("UTC")
+
+
+def table_to_bars(table: _Table) -> tuple[pd.DataFrame, list[int]]:
+    """Float bars indexed by open time, and the row numbers whose timestamp is unparseable.
+
+    Unparseable numbers become NaN (the validator quarantines the row)."""
+    index = parse_timestamps(table.columns["open_time"])
+    data = {
+        name: pd.to_numeric(
+            pd.Series(table.columns[name], dtype=object).astype(str).str.strip(),
+            errors="coerce",
+        ).to_numpy(dtype="float64")
+        for name in VALUE_COLUMNS
+        if name in table.columns
+    }
+    frame = pd.DataFrame(data, index=index)
+    placed = ~index.isna()
+    return frame.loc[placed], np.flatnonzero(~placed).tolist()
+
+
+def stable_sort(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sorted by open time, ties (duplicates) kept in file order for the validator."""
+    order = np.argsort(frame.index.asi8, kind="stable")
+    return frame.iloc[order]
+
+
+def source_interval(index: pd.DatetimeIndex) -> pd.Timedelta | None:
+    """The bar interval of the data: the median gap between distinct open times."""
+    distinct = np.unique(index.asi8)
+    if len(distinct) < 2:
+        return None
+    return pd.Timedelta(int(np.median(np.diff(distinct))), unit="ns")
+
+
+@dataclass
+class Resampled:
+    """Target bars plus the open times of the bars dropped or spoiled on the way."""
+
+    bars: pd.DataFrame
+    incomplete: pd.DatetimeIndex
+    tainted: pd.DatetimeIndex
+
+
+def _aggregate(frame: pd.DataFrame, buckets: pd.DatetimeIndex) -> pd.DataFrame:
+    """open=first, high=max, low=min, close=last, volume=sum, auxiliaries=last valid."""
+    grouped = frame.groupby(buckets, sort=True)
+    rules = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    rules.update({col: "last" for col in AUX_COLUMNS if col in frame.columns})
+    return pd.DataFrame({col: grouped[col].agg(how) for col, how in rules.items()})
+
+
+def resample_complete(frame: pd.DataFrame, source: pd.Timedelta, target: pd.Timedelta) -> Resampled:
+    """Aggregate sub-bars into target bars, keeping only target bars with every sub-bar.
+
+    A complete target bar built from a malformed, duplicated or off-grid sub-bar gets NaN
+    OHLCV, so the validator quarantines it instead of it silently mixing bad rows in."""
+    index = frame.index
+    buckets = index.floor(target)
+    on_grid = np.asarray(index == index.floor(source))
+    duplicated = np.asarray(index.duplicated(keep=False))
+    finite = np.isfinite(frame[OHLCV_COLUMNS].to_numpy(dtype="float64")).all(axis=1)
+    bad = pd.Series(~finite | duplicated | ~on_grid).groupby(buckets).any()
+    stamps = pd.Series(index.asi8)[on_grid]
+    distinct = stamps.groupby(buckets[on_grid]).nunique().reindex(bad.index, fill_value=0)
+    complete = (distinct == target // source).to_numpy()
+    bars = _aggregate(frame, buckets)
+    spoiled = complete & bad.to_numpy()
+    bars.loc[spoiled, OHLCV_COLUMNS] = np.nan
+    bars = bars.loc[complete]
+    bars.index = pd.DatetimeIndex(bars.index, name=INDEX_NAME)
+    return Resampled(bars, bad.index[~complete], bad.index[spoiled])
+
+
+class CsvSource:
+    """Bars for one or more symbols from CSV files, a zip of them, or a directory.
+
+    ``last_report`` describes the latest fetch: files read, detected source interval,
+    incomplete target bars dropped and spoiled bars in the window, rows with a wrong
+    number of fields, and rows whose timestamp could not be parsed. The unparseable
+    count covers the whole file(s) of the symbol, since such rows cannot be placed in
+    (or out of) any window.
+    """
+
+    name = "csv"
+
+    def __init__(self, path: str | Path, *, timeframe: str) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"CSV source path {self.path} does not exist")
+        self.timeframe = timeframe
+        self.step = timeframe_delta(timeframe)
+        self.last_report: dict[str, Any] = {}
+        self._cache: dict[str, _Loaded] = {}
+
+    def fetch(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Bars with open time in [start, end) for `symbol`."""
+        self.last_report = {}
+        loaded = self._load(symbol)
+        start, end = to_utc(start), to_utc(end)
+        bars = loaded.bars
+        window = bars.loc[(bars.index >= start) & (bars.index < end)]
+        self.last_report = self._report(symbol, loaded, start, end, len(window))
+        return conform_bars(window) if len(window) else empty_bars()
+
+    def _report(
+        self, symbol: str, loaded: _Loaded, start: pd.Timestamp, end: pd.Timestamp, rows: int
+    ) -> dict[str, Any]:
+        """What the caller should know about the fetch beyond the rows themselves."""
+
+        def within(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
+            return stamps[(stamps >= start) & (stamps < end)]
+
+        incomplete, tainted = within(loaded.incomplete), within(loaded.tainted)
+        seconds = loaded.source_seconds
+        return {
+            "symbol": symbol,
+            "files": list(loaded.files),
+            "source_interval_seconds": seconds,
+            "resampled": seconds is not None and seconds != int(self.step.total_seconds()),
+            "rows": rows,
+            "incomplete_bars_dropped": len(incomplete),
+            "incomplete_bar_times": [t.isoformat() for t in incomplete[:REPORT_EXAMPLES]],
+            "spoiled_bars": len(tainted),
+            "spoiled_bar_times": [t.isoformat() for t in tainted[:REPORT_EXAMPLES]],
+            "malformed_rows": loaded.malformed_rows,
+            "unparseable_timestamps": loaded.unparseable_count,
+            "unparseable_rows": list(loaded.unparseable_rows),
+            "unparseable_locations": list(loaded.unparseable_locations),
+        }
+
+    def _load(self, symbol: str) -> _Loaded:
+        """Parse (once) every row of `symbol` and bring it to the target timeframe."""
+        key = canonical_symbol(symbol)
+        if key not in self._cache:
+            self._cache[key] = self._parse(symbol, self._tables_for(symbol))
+        return self._cache[key]
+
+    def _tables_for(self, symbol: str) -> list[_Table]:
+        """Tables holding `symbol`: named after it, else carrying it in a symbol column,
+        else -- for a single file without a symbol column -- the file itself."""
+        entries = list_entries(self.path)
+        named = [
+            e
+            for e in entries
+            if _name_matches(e.name, symbol)
+            or (e.container is not None and _name_matches(e.container, symbol))
+        ]
+        if named:
+            tables = [_select_rows(read_table(e), symbol) for e in named]
+        else:
+            tables = [read_table(e) for e in entries]
+            if self._serves_any_symbol(entries, tables):
+                return [t for t in tables if t.rows]
+            tables = [_select_rows(t, symbol) for t in tables if SYMBOL_NAME in t.columns]
+        tables = [t for t in tables if t.rows]
+        if not tables:
+            raise UnknownSymbolError(
+                f"{self.path}: no CSV data for symbol {symbol!r}; available: "
+                f"{self.available_symbols(entries) or 'none found'}"
+            )
+        return tables
+
+    def _serves_any_symbol(self, entries: list[_Entry], tables: list[_Table]) -> bool:
+        """A single file without a symbol column is the user's one instrument, unless its
+        name is plainly another symbol (ETHUSDT-1h.csv does not answer for BTCUSDT)."""
+        if not self.path.is_file() or any(SYMBOL_NAME in t.columns for t in tables):
+            return False
+        names = {self.path.name, *(e.name for e in entries)}
+        return not any(split_symbol(_name_symbol(name)) for name in names)
+
+    def available_symbols(self, entries: list[_Entry] | None = None) -> list[str]:
+        """Symbols announced by file names or found in symbol columns (for error messages)."""
+        entries = list_entries(self.path) if entries is None else entries
+        found: set[str] = set()
+        for entry in entries:
+            table = read_table(entry)
+            if SYMBOL_NAME in table.columns:
+                found.update(s.strip().upper() for s in table.columns[SYMBOL_NAME] if s.strip())
+            else:
+                found.add(_name_symbol(entry.container or entry.name))
+                if split_symbol(_name_symbol(entry.name)):
+                    found.add(_name_symbol(entry.name))
+        return sorted(s for s in found if s)
+
+    def _parse(self, symbol: str, tables: list[_Table]) -> _Loaded:
+        """Bars of all tables, sorted, resampled to the target timeframe when finer."""
+        frames, raw, where = [], [], []
+        for table in tables:
+            frame, bad = table_to_bars(table)
+            frames.append(frame)
+            raw += [",".join(table.rows[i]) for i in bad]
+            where += [f"{table.label}:{table.lines[i]}" for i in bad]
+        frame = stable_sort(pd.concat(frames)) if frames else empty_bars()
+        source = source_interval(frame.index)
+        empty = pd.DatetimeIndex([], tz="UTC", name=INDEX_NAME)
+        result = Resampled(frame, empty, empty)
+        if source is not None and source != self.step:
+            self._check_interval(symbol, source)
+            result = resample_complete(frame, source, self.step)
+        return _Loaded(
+            bars=result.bars,
+            files=[t.label for t in tables],
+            source_seconds=None if source is None else int(source.total_seconds()),
+            incomplete=result.incomplete,
+            tainted=result.tainted,
+            malformed_rows=sum(sum(t.malformed) for t in tables),
+            unparseable_rows=raw[:REPORT_EXAMPLES],
+            unparseable_locations=where[:REPORT_EXAMPLES],
+            unparseable_count=len(raw),
+        )
+
+    def _check_interval(self, symbol: str, source: pd.Timedelta) -> None:
+        """Only finer data whose interval divides the timeframe can become target bars."""
+        if source > self.step:
+            raise ValueError(
+                f"{self.path}: {symbol} bars are {source} apart, coarser than the "
+                f"{self.timeframe} timeframe; they cannot be upsampled"
+            )
+        if source <= pd.Timedelta(0) or self.step % source != pd.Timedelta(0):
+            raise ValueError(
+                f"{self.path}: {symbol} bars are {source} apart, which does not divide the "
+                f"{self.timeframe} timeframe; cannot resample"
+            )
