@@ -27,8 +27,8 @@ from levibot.settings import Settings
 from levibot.timeframe import to_utc
 
 QUALITY_COLUMNS = [
-    "symbol", "rows_fetched", "rows_clean", "quarantined", "unparseable", "gaps",
-    "missing_bars", "first_bar", "last_bar", "rows_stored",
+    "symbol", "rows_fetched", "rows_clean", "quarantined", "unparseable",
+    "incomplete_bars_dropped", "gaps", "missing_bars", "first_bar", "last_bar", "rows_stored",
 ]  # fmt: skip
 
 
@@ -59,8 +59,8 @@ def manifest_path_for(settings: Settings) -> Path:
 
 def _fetch_and_validate(
     source: MarketSource, settings: Settings, symbol: str, start: pd.Timestamp, end: pd.Timestamp
-) -> tuple[ValidationResult, int]:
-    """Validated bars of one symbol plus the count of rows the source could not place."""
+) -> tuple[ValidationResult, dict]:
+    """Validated bars of one symbol plus the source's own report (rows it could not place)."""
     raw = source.fetch(symbol, start, end)
     report = dict(getattr(source, "last_report", {}) or {})
     unparseable = int(report.get("unparseable_timestamps", 0))
@@ -76,7 +76,7 @@ def _fetch_and_validate(
             f"{label}: {unparseable} rows have unparseable timestamps "
             f"(examples: {report.get('unparseable_rows', [])[:3]})"
         )
-    return result, unparseable
+    return result, report
 
 
 def _save_quarantine(settings: Settings, symbol: str, rows: pd.DataFrame, run_at: str) -> None:
@@ -126,14 +126,15 @@ def run_ingest(
                 "rows_fetched": len(result.clean) + len(result.quarantine),
                 "rows_clean": len(result.clean),
                 "quarantined": len(result.quarantine),
-                "unparseable": unparseable,
+                "unparseable": int(report.get("unparseable_timestamps", 0)),
+                "incomplete_bars_dropped": int(report.get("incomplete_bars_dropped", 0)),
                 "gaps": len(result.gaps),
                 "missing_bars": result.missing_bars,
                 "first_bar": result.clean.index.min(),
                 "last_bar": result.clean.index.max(),
                 "rows_stored": len(features[symbol]),
             }
-            for symbol, (result, unparseable) in validated.items()
+            for symbol, (result, report) in validated.items()
         ],
         columns=QUALITY_COLUMNS,
     )

@@ -88,3 +88,29 @@ def test_drift_scenario_defaults_to_two_days_before_end(settings):
     last_two_days = frame.index >= pd.Timestamp(settings.end) - pd.Timedelta(days=2)
     assert frame.loc[last_two_days, "ob_imbalance"].nunique() == 1
     assert frame.loc[~last_two_days, "ob_imbalance"].nunique() > 50
+
+
+def test_csv_source_ingest_at_1h_for_a_users_own_instrument(tmp_path, settings):
+    from tests.conftest import make_bars
+
+    bars = make_bars(24 * 20 * 4, freq="15min", start=pd.Timestamp("2025-01-01", tz="UTC"))
+    csv = bars[["open", "high", "low", "close", "volume"]].rename(columns=str.upper)
+    csv.index = csv.index.astype("int64") // 10**6  # epoch milliseconds
+    csv.to_csv(tmp_path / "MYCOIN_15m.csv", index_label="Timestamp")
+    own = settings.model_copy(
+        update={
+            "source": "csv",
+            "csv_path": tmp_path / "MYCOIN_15m.csv",
+            "symbols": ["MYCOIN"],
+            "timeframe": "1h",
+            "days": 10,
+            "end": pd.Timestamp("2025-01-15", tz="UTC").to_pydatetime(),
+        }
+    )
+    result = run_ingest(own)
+    stored = result.features["MYCOIN"]
+    assert len(stored) == 10 * 24 and (stored.index.minute == 0).all()
+    assert stored["fund_rate"].isna().all()  # no auxiliary data: NaN, not zeros
+    assert stored["ret_1"].iloc[1:].notna().all()
+    row = result.quality.iloc[0]
+    assert row["quarantined"] == 0 and row["incomplete_bars_dropped"] == 0
