@@ -19,6 +19,7 @@ import pandas as pd
 
 FILE_MODE = 0o644  # readable by the server/notebooks of other users, like a plain open()
 
+
 class CorruptFileError(ValueError):
     """A file exists but cannot be parsed; the message names the file and the problem."""
 
