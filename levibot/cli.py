@@ -1,0 +1,158 @@
+"""The `levibot` console script.
+
+Each command group is added by a small ``_add_<group>`` function and each command is a
+``_cmd_<name>(args) -> int`` handler, so new groups (drift, tune, marathon ...) plug in
+without touching the others. Expected failures print one ``error: ...`` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from levibot.io import CorruptFileError
+from levibot.registry import (
+    RegistryError,
+    describe,
+    load_registry,
+    promote,
+    registry_path,
+    rollback,
+    tighten_policy,
+)
+from levibot.settings import SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXPECTED_ERRORS = (RegistryError, SettingsError, CorruptFileError, OSError)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--env-file / --registry, accepted before or after the subcommand.
+
+    On subparsers the defaults are SUPPRESS so they do not overwrite a value given
+    before the subcommand.
+    """
+    default_env = argparse.SUPPRESS if suppress else "env.yaml"
+    default_reg = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--env-file", default=default_env, help="settings file (default: env.yaml in cwd)"
+    )
+    parser.add_argument(
+        "--registry", default=default_reg, type=Path, help="registry JSON (overrides settings)"
+    )
+
+
+def _registry_file(args: argparse.Namespace) -> Path:
+    """--registry if given, else <settings.registry_dir>/model_registry.json."""
+    if args.registry is not None:
+        return Path(args.registry)
+    return registry_path(load_settings(args.env_file))
+
+
+# ------------------------------------------------------------------------ registry
+
+
+def _cmd_registry_show(args: argparse.Namespace) -> int:
+    registry = load_registry(_registry_file(args))
+    if args.json:
+        print(json.dumps(registry.model_dump(mode="json"), indent=2, sort_keys=True))
+    else:
+        print(describe(registry))
+    return EXIT_OK
+
+
+def _cmd_registry_promote(args: argparse.Namespace) -> int:
+    registry = promote(_registry_file(args), reason=args.reason)
+    previous = registry.events[-1].details.get("previous_prod")
+    assert registry.prod is not None
+    print(f"promoted {registry.prod.id} to prod (previous prod: {previous})")
+    return EXIT_OK
+
+
+def _cmd_registry_rollback(args: argparse.Namespace) -> int:
+    registry = rollback(_registry_file(args), reason=args.reason)
+    previous = registry.events[-1].details.get("previous_prod")
+    assert registry.prod is not None
+    print(f"rolled back: prod is {registry.prod.id} (was {previous})")
+    return EXIT_OK
+
+
+def _cmd_registry_tighten(args: argparse.Namespace) -> int:
+    registry = tighten_policy(
+        _registry_file(args), delta=args.delta, reason=args.reason, target=args.target
+    )
+    entry = getattr(registry, args.target)
+    event = registry.events[-1].details
+    old_entry, new_entry = event["entry_threshold"]
+    old_exit, new_exit = event["exit_threshold"]
+    print(
+        f"tightened {args.target} {entry.id}: entry {old_entry:g} -> {new_entry:g}, "
+        f"exit {old_exit:g} -> {new_exit:g}"
+    )
+    return EXIT_OK
+
+
+def _add_registry(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    group = sub.add_parser("registry", help="inspect and change the model registry")
+    cmds = group.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
+
+    show = cmds.add_parser("show", parents=[common], help="summary of prod/candidate/archive")
+    show.add_argument("--json", action="store_true", help="print the raw registry JSON")
+    show.set_defaults(handler=_cmd_registry_show)
+
+    for name, handler, text in (
+        ("promote", _cmd_registry_promote, "make the candidate prod"),
+        ("rollback", _cmd_registry_rollback, "restore the previous prod"),
+    ):
+        cmd = cmds.add_parser(name, parents=[common], help=text)
+        cmd.add_argument("--reason", required=True, help="recorded in the audit log")
+        cmd.set_defaults(handler=handler)
+
+    tighten = cmds.add_parser(
+        "tighten-policy", parents=[common], help="raise entry / lower exit thresholds"
+    )
+    tighten.add_argument("--delta", type=float, default=0.01)
+    tighten.add_argument("--reason", required=True, help="recorded in the audit log")
+    tighten.add_argument("--target", choices=("candidate", "prod"), default="candidate")
+    tighten.set_defaults(handler=_cmd_registry_tighten)
+
+
+# -------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="levibot", description=__doc__.splitlines()[0])
+    _common_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_registry(sub, common)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 usage or expected error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error: argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    try:
+        return args.handler(args)
+    except EXPECTED_ERRORS as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

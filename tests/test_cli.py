@@ -1,0 +1,147 @@
+"""The `levibot` console script: registry subcommands, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from levibot.cli import main
+from levibot.registry import (
+    ModelEntry,
+    artifact_ref,
+    bootstrap_prod,
+    load_registry,
+    register_candidate,
+)
+
+
+def _entry(base: Path, model_id: str) -> ModelEntry:
+    """A one-model release with a small artifact file under `base`."""
+    artifact = base / "models" / f"{model_id}.bin"
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_bytes(model_id.encode())
+    return ModelEntry.model_validate(
+        {
+            "id": model_id,
+            "models": {
+                "lgbm": {
+                    "kind": "lgbm",
+                    "artifacts": {"model": artifact_ref(artifact, base).model_dump()},
+                    "features": ["ret_1"],
+                    "calibration": {"method": "none", "ece_raw": 0.04, "ece_calibrated": 0.04},
+                    "metrics": {"sharpe": 0.8},
+                }
+            },
+            "horizon": 3,
+            "timeframe": "15m",
+            "symbols": ["BTCUSDT"],
+            "policy": {
+                "entry_threshold": 0.55,
+                "exit_threshold": 0.45,
+                "fee_bps": 5,
+                "slippage_bps": 2,
+            },
+            "data_window": {
+                "train_start": "2026-01-01",
+                "train_end": "2026-01-05",
+                "calib_start": "2026-01-05",
+                "calib_end": "2026-01-07",
+                "test_start": "2026-01-07",
+                "test_end": "2026-01-10",
+            },
+            "trained_at": "2026-01-10T01:00:00Z",
+            "code_version": "abc1234",
+            "lineage": {"pipeline_run": "run-1"},
+        }
+    )
+
+
+@pytest.fixture
+def reg_file(tmp_path: Path) -> Path:
+    path = tmp_path / "registry" / "model_registry.json"
+    bootstrap_prod(path, _entry(path.parent, "p1"), reason="first")
+    return path
+
+
+def _assert_clean_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def test_show(reg_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["registry", "show", "--registry", str(reg_file)]) == 0
+    out = capsys.readouterr().out
+    assert "p1" in out and "bootstrap_prod" in out
+
+
+def test_show_json_with_option_before_subcommand(
+    reg_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--registry", str(reg_file), "registry", "show", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["prod"]["id"] == "p1" and data["schema_version"] == 1
+
+
+def test_registry_from_env_file(
+    tmp_path: Path, reg_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    for name in [n for n in __import__("os").environ if n.startswith("LEVIBOT_")]:
+        monkeypatch.delenv(name)
+    env = tmp_path / "env.yaml"
+    env.write_text("registry_dir: registry\n")
+    assert main(["registry", "show", "--env-file", str(env)]) == 0
+    assert "p1" in capsys.readouterr().out
+    env.write_text("days: -1\n")
+    assert main(["--env-file", str(env), "registry", "show"]) == 2
+    _assert_clean_error(capsys, "env.yaml")
+
+
+def test_promote_without_candidate(reg_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["registry", "promote", "--reason", "try", "--registry", str(reg_file)])
+    assert code == 2
+    _assert_clean_error(capsys, "no candidate to promote", str(reg_file))
+
+
+def test_promote_rollback_tighten(reg_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    register_candidate(reg_file, _entry(reg_file.parent, "c1"), reason="retrain")
+    common = ["--registry", str(reg_file)]
+    assert main(["registry", "tighten-policy", "--reason", "ECE 0.08", *common]) == 0
+    assert "entry 0.55 -> 0.56" in capsys.readouterr().out
+    assert main(["registry", "promote", "--reason", "canary ok", *common]) == 0
+    assert "promoted c1" in capsys.readouterr().out
+    args = ["registry", "tighten-policy", "--delta", "0.02", "--target", "prod"]
+    assert main([*args, "--reason", "ECE", *common]) == 0
+    assert load_registry(reg_file).prod.policy.exit_threshold == pytest.approx(0.42)
+    assert main(["registry", "rollback", "--reason", "bad live", *common]) == 0
+    assert "prod is p1" in capsys.readouterr().out
+    assert main(["registry", "rollback", "--reason", "again", *common]) == 2
+    _assert_clean_error(capsys, "archive has no previous prod")
+    actions = [e.action for e in load_registry(reg_file).events]
+    assert actions[-4:] == ["tighten_policy", "promote", "tighten_policy", "rollback"]
+
+
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.json"
+    assert main(["registry", "show", "--registry", str(missing)]) == 2
+    _assert_clean_error(capsys, "nope.json", "file not found")
+    corrupt = tmp_path / "bad.json"
+    corrupt.write_text("{")
+    assert main(["registry", "show", "--registry", str(corrupt)]) == 2
+    _assert_clean_error(capsys, "bad.json", "not valid JSON")
+    corrupt.write_text('{"prod": {"id": "x"}}')
+    assert main(["registry", "show", "--registry", str(corrupt)]) == 2
+    _assert_clean_error(capsys, "bad.json", "prod.models")
+
+
+def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["registry", "promote"]) == 2  # --reason is required
+    assert "--reason" in capsys.readouterr().err
+    assert main([]) == 2
+    assert main(["--help"]) == 0

@@ -1,0 +1,454 @@
+"""Registry schema, operations, artifact checks, canary policy and concurrent writers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from levibot.registry import (
+    CanaryPolicy,
+    ModelEntry,
+    PolicyInfo,
+    Registry,
+    RegistryError,
+    artifact_ref,
+    bootstrap_prod,
+    canary_policy_path,
+    describe,
+    load_canary_policy,
+    load_registry,
+    promote,
+    register_candidate,
+    registry_path,
+    rollback,
+    save_canary_policy,
+    save_registry,
+    signal_confidence,
+    tighten_policy,
+    update_canary_policy,
+    verify_artifacts,
+)
+
+
+def make_entry(
+    base: Path, model_id: str, *, entry: float = 0.55, exit_: float = 0.45
+) -> ModelEntry:
+    """A two-model release whose artifacts are small files written under `base`/models."""
+    models = {}
+    for kind in ("lgbm", "deep"):
+        folder = base / "models" / model_id
+        folder.mkdir(parents=True, exist_ok=True)
+        model_file = folder / f"{kind}.bin"
+        model_file.write_bytes(f"{model_id}:{kind}".encode())
+        calib_file = folder / f"{kind}.calib"
+        calib_file.write_bytes(f"{model_id}:{kind}:calib".encode())
+        models[kind] = {
+            "kind": kind,
+            "artifacts": {"model": artifact_ref(model_file, base).model_dump()},
+            "features": ["ret_1", "ret_4", "vol_16"],
+            "calibration": {
+                "method": "isotonic",
+                "ece_raw": 0.08,
+                "ece_calibrated": 0.03,
+                "artifact": artifact_ref(calib_file, base).model_dump(),
+            },
+            "metrics": {"sharpe": 1.1, "auc": 0.54},
+        }
+    return ModelEntry.model_validate(
+        {
+            "id": model_id,
+            "models": models,
+            "horizon": 3,
+            "timeframe": "15m",
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "policy": {
+                "entry_threshold": entry,
+                "exit_threshold": exit_,
+                "fee_bps": 5.0,
+                "slippage_bps": 2.0,
+            },
+            "data_window": {
+                "train_start": "2026-01-01T00:00:00Z",
+                "train_end": "2026-01-05T00:00:00Z",
+                "calib_start": "2026-01-05T00:00:00Z",
+                "calib_end": "2026-01-07T00:00:00Z",
+                "test_start": "2026-01-07T00:00:00Z",
+                "test_end": "2026-01-10T00:00:00Z",
+            },
+            "trained_at": "2026-01-10T01:00:00Z",
+            "code_version": "abc1234",
+            "lineage": {"pipeline_run": "run-1", "reports": ["reports/train.html"]},
+        }
+    )
+
+
+@pytest.fixture
+def reg_file(tmp_path: Path) -> Path:
+    return tmp_path / "registry" / "model_registry.json"
+
+
+# ------------------------------------------------------------------ schema and files
+
+
+def test_round_trip(reg_file: Path) -> None:
+    entry = make_entry(reg_file.parent, "m1")
+    saved = bootstrap_prod(reg_file, entry, reason="first release")
+    loaded = load_registry(reg_file)
+    assert loaded == saved
+    assert loaded.prod == entry
+    assert loaded.prod.trained_at.tzinfo is not None
+    raw = json.loads(reg_file.read_text())
+    assert raw["schema_version"] == 1
+    assert set(raw) == {"schema_version", "prod", "candidate", "archive", "events"}
+    assert raw["prod"]["models"]["lgbm"]["artifacts"]["model"]["path"] == "models/m1/lgbm.bin"
+    assert raw["events"][0]["action"] == "bootstrap_prod"
+
+
+def test_missing_file(reg_file: Path) -> None:
+    with pytest.raises(RegistryError, match=r"model_registry\.json: file not found"):
+        load_registry(reg_file)
+    assert load_registry(reg_file, missing_ok=True) == Registry()
+
+
+def test_corrupt_json_names_file(reg_file: Path) -> None:
+    reg_file.parent.mkdir(parents=True)
+    reg_file.write_text("{not json")
+    with pytest.raises(RegistryError, match=r"model_registry\.json: not valid JSON"):
+        load_registry(reg_file)
+
+
+def test_schema_error_names_file_and_field(reg_file: Path) -> None:
+    entry = make_entry(reg_file.parent, "m1")
+    bootstrap_prod(reg_file, entry, reason="r")
+    raw = json.loads(reg_file.read_text())
+    raw["prod"]["policy"]["exit_threshold"] = 0.9
+    raw["prod"]["horizon"] = 0
+    reg_file.write_text(json.dumps(raw))
+    with pytest.raises(RegistryError) as info:
+        load_registry(reg_file)
+    message = str(info.value)
+    assert str(reg_file) in message
+    assert "prod.policy" in message and "prod.horizon" in message
+    assert "\n" not in message
+
+
+def test_unknown_schema_version_and_keys(reg_file: Path) -> None:
+    reg_file.parent.mkdir(parents=True)
+    reg_file.write_text(json.dumps({"schema_version": 2, "prodd": None}))
+    with pytest.raises(RegistryError, match="schema_version") as info:
+        load_registry(reg_file)
+    assert "prodd" in str(info.value)
+
+
+def test_policy_exit_must_be_below_entry() -> None:
+    with pytest.raises(ValidationError, match="exit_threshold"):
+        PolicyInfo(entry_threshold=0.5, exit_threshold=0.5, fee_bps=1, slippage_bps=1)
+
+
+def test_entry_rejects_bad_fields(tmp_path: Path) -> None:
+    data = make_entry(tmp_path, "m1").model_dump(mode="json")
+    bad = json.loads(json.dumps(data))
+    bad["models"]["lgbm"]["kind"] = "deep"
+    with pytest.raises(ValidationError, match="keyed by their kind"):
+        ModelEntry.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["data_window"]["test_start"] = "2025-12-01T00:00:00Z"
+    with pytest.raises(ValidationError, match="test_start"):
+        ModelEntry.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["timeframe"] = "7x"
+    with pytest.raises(ValidationError, match="timeframe"):
+        ModelEntry.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["models"]["lgbm"]["metrics"]["sharpe"] = float("nan")
+    with pytest.raises(ValidationError):
+        ModelEntry.model_validate(bad)
+
+
+def test_paths_from_settings(settings) -> None:
+    assert registry_path(settings) == settings.registry_dir / "model_registry.json"
+    assert canary_policy_path(settings) == settings.registry_dir / "canary_policy.json"
+
+
+# ---------------------------------------------------------------------- operations
+
+
+def test_lifecycle_bootstrap_register_promote_rollback(reg_file: Path) -> None:
+    base = reg_file.parent
+    bootstrap_prod(reg_file, make_entry(base, "m1"), reason="first")
+    with pytest.raises(RegistryError, match="prod already set"):
+        bootstrap_prod(reg_file, make_entry(base, "m0"), reason="again")
+
+    register_candidate(reg_file, make_entry(base, "m2"), reason="retrain")
+    reg = register_candidate(reg_file, make_entry(base, "m3"), reason="retrain again")
+    assert reg.candidate.id == "m3"
+    assert [(a.entry.id, a.role, a.reason) for a in reg.archive] == [
+        ("m2", "candidate", "replaced")
+    ]
+
+    reg = promote(reg_file, reason="canary passed")
+    assert reg.prod.id == "m3" and reg.candidate is None
+    assert [(a.entry.id, a.role) for a in reg.archive][-1] == ("m1", "prod")
+
+    register_candidate(reg_file, make_entry(base, "m4"), reason="retrain")
+    reg = promote(reg_file, reason="canary passed")
+    assert reg.prod.id == "m4"
+
+    reg = rollback(reg_file, reason="live sharpe collapsed")
+    assert reg.prod.id == "m3"
+    last = reg.archive[-1]
+    assert (last.entry.id, last.role, last.reason, last.rolled_back) == (
+        "m4",
+        "prod",
+        "live sharpe collapsed",
+        True,
+    )
+    reg = rollback(reg_file, reason="still bad")
+    assert reg.prod.id == "m1"  # goes further back, never back to the rolled-back m4
+    with pytest.raises(RegistryError, match="archive has no previous prod"):
+        rollback(reg_file, reason="nothing left")
+
+    reg = load_registry(reg_file)
+    assert [e.action for e in reg.events] == [
+        "bootstrap_prod",
+        "register_candidate",
+        "register_candidate",
+        "promote",
+        "register_candidate",
+        "promote",
+        "rollback",
+        "rollback",
+    ]
+    assert reg.events[3].model_ids == ["m3", "m1"]
+    assert reg.events[3].reason == "canary passed"
+    assert reg.events[6].details["previous_prod"] == "m4"
+    assert all(e.at.tzinfo is not None for e in reg.events)
+    text = describe(reg)
+    assert "m1" in text and "rollback" in text and "candidate: (none)" in text
+
+
+def test_register_rejects_duplicate_id_and_empty_reason(reg_file: Path) -> None:
+    entry = make_entry(reg_file.parent, "m1")
+    bootstrap_prod(reg_file, entry, reason="first")
+    with pytest.raises(RegistryError, match="already prod or candidate"):
+        register_candidate(reg_file, entry, reason="dup")
+    with pytest.raises(RegistryError, match="reason"):
+        register_candidate(reg_file, make_entry(reg_file.parent, "m2"), reason="  ")
+    assert len(load_registry(reg_file).events) == 1
+
+
+def test_promote_without_candidate(reg_file: Path) -> None:
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "m1"), reason="first")
+    with pytest.raises(RegistryError, match="no candidate to promote"):
+        promote(reg_file, reason="x")
+    with pytest.raises(RegistryError, match="file not found"):
+        promote(reg_file.with_name("other.json"), reason="x")
+
+
+def test_rollback_with_empty_archive(reg_file: Path) -> None:
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "m1"), reason="first")
+    with pytest.raises(RegistryError, match="archive has no previous prod"):
+        rollback(reg_file, reason="x")
+    assert load_registry(reg_file).prod.id == "m1"
+
+
+def test_promote_detects_sha_mismatch_and_leaves_file_unchanged(reg_file: Path) -> None:
+    base = reg_file.parent
+    bootstrap_prod(reg_file, make_entry(base, "m1"), reason="first")
+    register_candidate(reg_file, make_entry(base, "m2"), reason="retrain")
+    before = reg_file.read_text()
+    (base / "models/m2/lgbm.bin").write_bytes(b"tampered")
+    with pytest.raises(RegistryError) as info:
+        promote(reg_file, reason="x")
+    message = str(info.value)
+    assert "lgbm/model" in message and "sha256 mismatch" in message
+    assert hashlib.sha256(b"tampered").hexdigest() in message
+    assert reg_file.read_text() == before
+
+
+def test_promote_detects_missing_artifact(reg_file: Path) -> None:
+    base = reg_file.parent
+    register_candidate(reg_file, make_entry(base, "m2"), reason="retrain")
+    (base / "models/m2/deep.calib").unlink()
+    with pytest.raises(RegistryError, match=r"deep/calibration .*missing file"):
+        promote(reg_file, reason="x")
+
+
+def test_rollback_verifies_restored_artifacts(reg_file: Path) -> None:
+    base = reg_file.parent
+    bootstrap_prod(reg_file, make_entry(base, "m1"), reason="first")
+    register_candidate(reg_file, make_entry(base, "m2"), reason="retrain")
+    promote(reg_file, reason="ok")
+    (base / "models/m1/deep.bin").unlink()
+    with pytest.raises(RegistryError, match=r"m1: artifact deep/model .*missing file"):
+        rollback(reg_file, reason="bad")
+    assert load_registry(reg_file).prod.id == "m2"
+
+
+def test_register_verifies_unless_told_not_to(reg_file: Path) -> None:
+    entry = make_entry(reg_file.parent, "m1")
+    (reg_file.parent / "models/m1/lgbm.bin").write_bytes(b"changed")
+    with pytest.raises(RegistryError, match="sha256 mismatch"):
+        register_candidate(reg_file, entry, reason="r")
+    with pytest.raises(RegistryError, match="sha256 mismatch"):
+        verify_artifacts(entry, reg_file.parent)
+    assert register_candidate(reg_file, entry, reason="r", verify=False).candidate.id == "m1"
+
+
+def test_absolute_artifact_paths(tmp_path: Path, reg_file: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    entry = make_entry(elsewhere, "m1")  # refs are relative to `elsewhere`
+    data = entry.model_dump()
+    for spec in data["models"].values():
+        for ref in [*spec["artifacts"].values(), spec["calibration"]["artifact"]]:
+            ref["path"] = str(elsewhere / ref["path"])
+    absolute = ModelEntry.model_validate(data)
+    register_candidate(reg_file, absolute, reason="r")
+    assert promote(reg_file, reason="r").prod.id == "m1"
+
+
+def test_tighten_policy_arithmetic_and_bounds(reg_file: Path) -> None:
+    base = reg_file.parent
+    register_candidate(reg_file, make_entry(base, "c", entry=0.55, exit_=0.45), reason="r")
+    reg = tighten_policy(reg_file, reason="ECE 0.09 > 0.07")
+    policy = reg.candidate.policy
+    assert (policy.entry_threshold, policy.exit_threshold) == (0.56, 0.44)
+    event = reg.events[-1]
+    assert event.action == "tighten_policy" and event.reason == "ECE 0.09 > 0.07"
+    assert event.details["entry_threshold"] == [0.55, 0.56]
+    assert event.details["target"] == "candidate"
+
+    reg = tighten_policy(reg_file, delta=0.5, reason="big")
+    policy = reg.candidate.policy
+    assert (policy.entry_threshold, policy.exit_threshold) == (1.0, 0.0)
+    assert policy.exit_threshold < policy.entry_threshold
+    assert load_registry(reg_file).candidate.policy == policy
+
+    with pytest.raises(RegistryError, match="no prod"):
+        tighten_policy(reg_file, reason="r", target="prod")
+    for bad in (0.0, -0.01, float("nan"), 2.0):
+        with pytest.raises(RegistryError, match="delta"):
+            tighten_policy(reg_file, delta=bad, reason="r")
+
+
+def test_tighten_prod(reg_file: Path) -> None:
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "p", entry=0.6, exit_=0.5), reason="r")
+    reg = tighten_policy(reg_file, delta=0.02, reason="ECE", target="prod")
+    assert (reg.prod.policy.entry_threshold, reg.prod.policy.exit_threshold) == (0.62, 0.48)
+
+
+def test_failed_transaction_does_not_write(reg_file: Path) -> None:
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "m1"), reason="r")
+    reg = load_registry(reg_file)
+    reg.events[0].reason = "edited"
+    save_registry(reg_file, reg)
+    assert load_registry(reg_file).events[0].reason == "edited"
+    reg.prod.policy.exit_threshold = 0.99  # invalid: exit above entry
+    with pytest.raises(RegistryError, match="exit_threshold"):
+        save_registry(reg_file, reg)
+    assert load_registry(reg_file).prod.policy.exit_threshold == 0.45
+
+
+# ------------------------------------------------------------------- canary policy
+
+
+def test_canary_policy_defaults_and_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "registry" / "canary_policy.json"
+    policy = load_canary_policy(path)
+    assert policy == CanaryPolicy()
+    assert (policy.enabled, policy.fraction, policy.min_confidence) == (False, 0.10, 0.0)
+    assert policy.max_risk_per_trade == 0.02
+    assert policy.guards.max_staleness_sec == 1800
+    assert policy.guards.max_ece == 0.07
+    assert policy.promote_criteria.min_trades == 20
+    assert policy.promote_criteria.max_dd_ratio == 0.9
+    with pytest.raises(RegistryError, match="file not found"):
+        load_canary_policy(path, missing_ok=False)
+
+    save_canary_policy(path, CanaryPolicy(enabled=True, fraction=0.2))
+    assert load_canary_policy(path).fraction == 0.2
+    updated = update_canary_policy(path, min_confidence=0.1, guards={"max_ece": 0.05})
+    assert updated.enabled and updated.fraction == 0.2 and updated.min_confidence == 0.1
+    assert updated.guards.max_ece == 0.05 and updated.guards.max_staleness_sec == 1800
+    assert load_canary_policy(path) == updated
+
+
+def test_canary_policy_validation(tmp_path: Path) -> None:
+    path = tmp_path / "canary_policy.json"
+    with pytest.raises(ValidationError, match="fraction"):
+        CanaryPolicy(fraction=1.5)
+    with pytest.raises(ValidationError, match="min_confidence"):
+        CanaryPolicy(min_confidence=0.6)
+    with pytest.raises(RegistryError, match=r"canary_policy\.json.*fraction"):
+        update_canary_policy(path, fraction=1.5)
+    with pytest.raises(RegistryError, match="typo"):
+        update_canary_policy(path, typo=1)
+    assert not path.exists()
+    path.write_text('{"fraction": "lots"}')
+    with pytest.raises(RegistryError, match=r"canary_policy\.json.*fraction"):
+        load_canary_policy(path)
+    assert signal_confidence(0.8) == pytest.approx(0.3)
+    assert signal_confidence(0.2) == pytest.approx(0.3)
+
+
+# -------------------------------------------------------------- concurrent writers
+
+WORKERS, OPS = 4, 10
+
+
+def _worker(path: str, worker: int) -> None:
+    """Alternate candidate registrations and policy tightenings on one shared file."""
+    target = Path(path)
+    base = target.parent
+    for i in range(OPS):
+        if i % 2:
+            tighten_policy(target, delta=0.001, reason=f"w{worker} op{i}")
+        else:
+            entry = make_entry(base, f"w{worker}-{i}")
+            register_candidate(target, entry, reason=f"w{worker} op{i}")
+
+
+def _check_no_lost_update(reg_file: Path) -> None:
+    reg = load_registry(reg_file)
+    assert len(reg.events) == 1 + WORKERS * OPS
+    registered = [e for e in reg.events if e.action == "register_candidate"]
+    assert len(registered) == 1 + WORKERS * OPS // 2
+    assert len(reg.archive) == WORKERS * OPS // 2  # every replaced candidate archived
+    assert not list(reg_file.parent.glob(".model_registry.json.*.tmp"))
+
+
+def test_concurrent_processes_lose_no_update(reg_file: Path) -> None:
+    register_candidate(reg_file, make_entry(reg_file.parent, "seed"), reason="seed")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(str(reg_file), w)) for w in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0] * WORKERS
+    _check_no_lost_update(reg_file)
+
+
+def test_concurrent_threads_lose_no_update(reg_file: Path) -> None:
+    register_candidate(reg_file, make_entry(reg_file.parent, "seed"), reason="seed")
+    errors: list[BaseException] = []
+
+    def run(worker: int) -> None:
+        try:
+            _worker(str(reg_file), worker)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    _check_no_lost_update(reg_file)
