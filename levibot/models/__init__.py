@@ -1,0 +1,1 @@
+"""Models: LightGBM, the sequence transformer, calibration."""
