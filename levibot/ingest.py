@@ -6,7 +6,6 @@ fails validation for one symbol leaves the whole store as it was.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from levibot.data.validate import (
     validate_bars,
 )
 from levibot.features import compute_feature_panel
-from levibot.io import write_csv_atomic, write_json_atomic
+from levibot.io import read_json, sha256_file, write_csv_atomic, write_json_atomic
 from levibot.settings import Settings
 from levibot.timeframe import to_utc
 
@@ -91,10 +90,6 @@ def _save_quarantine(settings: Settings, symbol: str, rows: pd.DataFrame, run_at
     write_csv_atomic(path, rows)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def run_ingest(
     settings: Settings, *, source: MarketSource | None = None, now: pd.Timestamp | None = None
 ) -> IngestResult:
@@ -147,7 +142,7 @@ def run_ingest(
         "symbols": {
             symbol: {
                 "path": str(store.path(symbol)),
-                "sha256": _sha256(store.path(symbol)),
+                "sha256": sha256_file(store.path(symbol)),
                 "rows": len(frame),
                 "first_bar": frame.index.min().isoformat(),
                 "last_bar": frame.index.max().isoformat(),
@@ -166,3 +161,8 @@ def run_ingest(
         features=features,
         manifest_path=manifest_path,
     )
+
+
+def settings_from_manifest(path: Path | str) -> Settings:
+    """The settings the ingest ran with: downstream tasks share them instead of copies."""
+    return Settings.model_validate(read_json(path)["settings"])

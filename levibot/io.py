@@ -7,6 +7,7 @@ or the new one, never half of one, and a failed write leaves the old file intact
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -93,3 +94,12 @@ def write_parquet_atomic(target: Path | str, frame: pd.DataFrame, **kwargs: Any)
 
 def write_csv_atomic(target: Path | str, frame: pd.DataFrame) -> Path:
     return atomic_write(target, lambda tmp: frame.to_csv(tmp))
+
+
+def sha256_file(path: Path | str) -> str:
+    """Hex sha256 of a file, read in blocks (artifacts can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

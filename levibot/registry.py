@@ -10,7 +10,6 @@ writers (threads or processes) never lose each other's updates. Readers need no 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from levibot.io import CorruptFileError, read_json, write_json_atomic
+from levibot.io import CorruptFileError, read_json, sha256_file, write_json_atomic
 from levibot.timeframe import timeframe_seconds
 
 if TYPE_CHECKING:
@@ -317,14 +316,6 @@ def registry_transaction(path: Path | str, *, missing_ok: bool = False) -> Itera
 
 
 # ----------------------------------------------------------------------- artifacts
-
-
-def sha256_file(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def artifact_ref(path: Path | str, base_dir: Path | str) -> ArtifactRef:

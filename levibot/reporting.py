@@ -57,3 +57,132 @@ def plot_feature_distributions(
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def window_table(runs: Sequence[Mapping]) -> pd.DataFrame:
+    """Metrics of each run per window (calibration / test), one row each."""
+    rows = [
+        {"role": run["role"], "kind": run["kind"], "window": window, **metrics}
+        for run in runs
+        for window, metrics in run["metrics"].items()
+    ]
+    return pd.DataFrame(rows).set_index(["role", "kind", "window"]).round(4)
+
+
+def _grid(n: int, width: float = 5.0, height: float = 3.5):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, axes[0]
+
+
+def plot_importance(runs: Sequence[Mapping], top: int = 20) -> Figure:
+    """LightGBM gain importance, one panel per release."""
+    fig, axes = _grid(len(runs), height=5)
+    for ax, run in zip(axes, runs, strict=True):
+        gain = pd.Series(run["importance_gain"]).sort_values().tail(top)
+        ax.barh(gain.index, gain.to_numpy())
+        ax.set_title(f"{run['role']}: gain importance")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_learning_curves(runs: Sequence[Mapping]) -> Figure:
+    """Train vs calibration log-loss per boosting round (early stopping on calibration)."""
+    fig, axes = _grid(len(runs))
+    for ax, run in zip(axes, runs, strict=True):
+        curves = run["learning_curve"]
+        for split in ("train", "calibration"):
+            ax.plot(curves[f"{split}_binary_logloss"], label=split)
+        ax.axvline(run["best_iteration"] - 1, color="grey", ls="--", lw=0.8, label="best")
+        ax.set(title=f"{run['role']}: log-loss", xlabel="round")
+        ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_loss_curves(runs: Sequence[Mapping]) -> Figure:
+    """Transformer train/validation loss per epoch."""
+    fig, axes = _grid(len(runs))
+    for ax, run in zip(axes, runs, strict=True):
+        history = pd.DataFrame(run["history"]).set_index("epoch")
+        history.plot(ax=ax, marker="o")
+        ax.set(title=f"{run['role']}: loss (BCE + w * NLL)", xlabel="epoch")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_uncertainty_vs_error(runs: Sequence[Mapping]) -> Figure:
+    """Brier and hit rate per epistemic-uncertainty quintile on the test window."""
+    from levibot.models.evaluation import uncertainty_table
+
+    fig, axes = _grid(len(runs))
+    for ax, run in zip(axes, runs, strict=True):
+        predictions = pd.read_parquet(run["predictions"])
+        test = predictions[(predictions["window"] == "test")].dropna(subset=["label_direction"])
+        table = uncertainty_table(test["label_direction"], test["p_raw"], test["epistemic"])
+        ax.plot(table["mean_uncertainty"], table["brier"], marker="o", label="Brier")
+        twin = ax.twinx()
+        twin.plot(
+            table["mean_uncertainty"], table["hit_rate"], marker="s", color="C1", label="hit rate"
+        )
+        ax.set(
+            title=f"{run['role']}: test window",
+            xlabel="epistemic variance (quintile mean)",
+            ylabel="Brier",
+        )
+        twin.set_ylabel("hit rate")
+        ax.legend(loc="upper left")
+        twin.legend(loc="upper right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_reliability(release) -> Figure:
+    """Reliability diagram (test window), raw vs calibrated, with bin counts."""
+    fig, axes = _grid(len(release.models), height=4)
+    for ax, (kind, model) in zip(axes, release.models.items(), strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        for name, table in model.reliability.items():
+            filled = table[table["count"] > 0]
+            ax.plot(filled["mean_predicted"], filled["observed"], marker="o", label=name)
+            if name == "calibrated":
+                for _, row in filled.iterrows():
+                    ax.annotate(
+                        str(int(row["count"])), (row["mean_predicted"], row["observed"]), fontsize=6
+                    )
+        ax.set(
+            title=f"{release.role} {kind}: ECE {model.calibration['ece_raw']:.3f} -> "
+            f"{model.calibration['ece_calibrated']:.3f} ({model.calibration['method']})",
+            xlabel="mean predicted P(up)",
+            ylabel="observed frequency",
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_sweep_heatmap(release) -> Figure:
+    """Score (Sharpe - 3 MaxDD) over the entry/exit grid; the chosen pair is marked."""
+    table = release.sweep.pivot(index="exit", columns="entry", values="score")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    mesh = ax.pcolormesh(
+        table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis"
+    )
+    fig.colorbar(mesh, ax=ax, label="Sharpe - 3 MaxDD (calibration window)")
+    ax.scatter(
+        [release.policy.entry_threshold],
+        [release.policy.exit_threshold],
+        color="red",
+        marker="x",
+        s=80,
+    )
+    ax.set(
+        title=f"{release.role}: threshold sweep", xlabel="entry threshold", ylabel="exit threshold"
+    )
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("reports")
     horizon: int = Field(default=3, ge=1, description="label horizon in bars")
     max_bad_fraction: float = Field(default=0.01, ge=0, le=1)
+    holdout_hours: float = Field(
+        default=48.0,
+        ge=0,
+        description="newest data kept out of every train/calibration/test window",
+    )
+    prod_lag_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="on an empty registry, prod trains on data ending this much earlier",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

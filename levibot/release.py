@@ -1,0 +1,282 @@
+"""Calibrate, sweep and register: turns two training runs into a registry entry.
+
+For each model of a release: fit isotonic and Platt on the calibration window, keep
+the one with the lower (out-of-fold) ECE, and report ECE raw vs calibrated on the
+test window. The policy thresholds are swept on the LightGBM model's calibrated
+probabilities on the calibration window (Sharpe - 3 * MaxDD, after fees and slippage)
+and reported on the test window.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from levibot.dataset import BAR_RETURN, LABEL_DIRECTION
+from levibot.io import read_json, write_json_atomic
+from levibot.models.calibration import (
+    choose_calibrator,
+    expected_calibration_error,
+    reliability_table,
+)
+from levibot.models.evaluation import classification_metrics
+from levibot.policy import Policy, backtest_policy, best_policy, sweep_thresholds
+from levibot.registry import (
+    CalibrationInfo,
+    DataWindow,
+    Lineage,
+    ModelEntry,
+    ModelSpec,
+    PolicyInfo,
+    artifact_ref,
+    bootstrap_prod,
+    register_candidate,
+    registry_path,
+)
+from levibot.settings import Settings
+
+POLICY_MODEL = "lgbm"  # the model whose calibrated p_up the thresholds are swept on
+
+
+@dataclass
+class CalibratedModel:
+    """One model of a release after calibration."""
+
+    run: dict[str, Any]
+    predictions: pd.DataFrame  # with p_raw and p_cal
+    calibration: dict[str, Any]
+    calibrator_path: Path
+    reliability: dict[str, pd.DataFrame]
+
+
+def calibrate_run(run: Mapping[str, Any]) -> CalibratedModel:
+    """Choose and fit a calibrator on the calibration window; score ECE on test."""
+    predictions = pd.read_parquet(run["predictions"])
+    labelled = predictions.dropna(subset=[LABEL_DIRECTION])
+    calib = labelled[labelled["window"] == "calibration"]
+    test = labelled[labelled["window"] == "test"]
+    calibrator, choice = choose_calibrator(calib[LABEL_DIRECTION], calib["p_raw"])
+    predictions["p_cal"] = calibrator.transform(predictions["p_raw"])
+    test_cal = calibrator.transform(test["p_raw"])
+    calibrator_path = write_json_atomic(
+        Path(run["artifact"]).with_name("calibrator.json"), calibrator.to_dict()
+    )
+    info = {
+        "method": calibrator.method,
+        "ece_raw": expected_calibration_error(test[LABEL_DIRECTION], test["p_raw"]),
+        "ece_calibrated": expected_calibration_error(test[LABEL_DIRECTION], test_cal),
+        "ece_out_of_fold_on_calibration": choice["ece_out_of_fold"].to_dict(),
+        "test_metrics_calibrated": classification_metrics(test[LABEL_DIRECTION], test_cal),
+    }
+    reliability = {
+        "raw": reliability_table(test[LABEL_DIRECTION], test["p_raw"]),
+        "calibrated": reliability_table(test[LABEL_DIRECTION], test_cal),
+    }
+    return CalibratedModel(dict(run), predictions, info, calibrator_path, reliability)
+
+
+def _by_symbol(
+    predictions: pd.DataFrame, window: str
+) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
+    rows = predictions[predictions["window"] == window]
+    p_up = {s: g["p_cal"] for s, g in rows.groupby("symbol")}
+    returns = {s: g[BAR_RETURN].fillna(0.0) for s, g in rows.groupby("symbol")}
+    return p_up, returns
+
+
+def sweep_policy(
+    predictions: pd.DataFrame, *, fee_bps: float, slippage_bps: float, timeframe: str
+) -> tuple[Policy, pd.DataFrame, pd.Series, dict[str, float]]:
+    """Pick thresholds on the calibration window; return (policy, sweep, row, test metrics)."""
+    p_up, returns = _by_symbol(predictions, "calibration")
+    sweep = sweep_thresholds(
+        p_up, returns, fee_bps=fee_bps, slippage_bps=slippage_bps, timeframe=timeframe
+    )
+    policy, row = best_policy(sweep)
+    test_p, test_r = _by_symbol(predictions, "test")
+    test_metrics = backtest_policy(test_p, test_r, policy, timeframe=timeframe).metrics
+    return policy, sweep, row, dict(test_metrics)
+
+
+def code_version() -> str:
+    """`git describe` of the code that trained the model ('unknown' outside git)."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            capture_output=True, text=True, timeout=10, check=True,
+            cwd=Path(__file__).resolve().parent,
+        )  # fmt: skip
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Registry metrics must be finite numbers (NaN AUC on a one-class window is dropped)."""
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)
+    }
+
+
+def build_entry(
+    settings: Settings,
+    models: Mapping[str, CalibratedModel],
+    policy: Policy,
+    *,
+    policy_test_metrics: Mapping[str, float],
+    pipeline_run: str,
+    reports: list[str],
+) -> ModelEntry:
+    """A registry entry for one release (LightGBM + transformer, calibrated)."""
+    base = settings.registry_dir
+    first = next(iter(models.values())).run
+    split = first["split"]
+    specs = {}
+    for kind, model in models.items():
+        run = model.run
+        test = run["metrics"].get("test", {})
+        metrics = {
+            **_finite(test),
+            **{
+                f"{k}_calibrated": v
+                for k, v in _finite(model.calibration["test_metrics_calibrated"]).items()
+            },
+        }
+        if kind == POLICY_MODEL:
+            metrics.update({f"policy_{k}": v for k, v in _finite(policy_test_metrics).items()})
+        specs[kind] = ModelSpec(
+            kind=kind,
+            artifacts={"model": artifact_ref(run["artifact"], base)},
+            features=run["features"],
+            calibration=CalibrationInfo(
+                method=model.calibration["method"],
+                ece_raw=model.calibration["ece_raw"],
+                ece_calibrated=model.calibration["ece_calibrated"],
+                artifact=artifact_ref(model.calibrator_path, base),
+            ),
+            metrics=metrics,
+        )
+    data_end = pd.Timestamp(first["data_end"])
+    return ModelEntry(
+        id=f"{first['role']}-{data_end:%Y%m%dT%H%M}-{pipeline_run}",
+        models=specs,
+        horizon=settings.horizon,
+        timeframe=settings.timeframe,
+        symbols=list(settings.symbols),
+        policy=PolicyInfo(
+            entry_threshold=policy.entry_threshold,
+            exit_threshold=policy.exit_threshold,
+            fee_bps=policy.fee_bps,
+            slippage_bps=policy.slippage_bps,
+        ),
+        data_window=DataWindow(
+            train_start=split["train"]["start"],
+            train_end=split["train"]["end"],
+            calib_start=split["calibration"]["start"],
+            calib_end=split["calibration"]["end"],
+            test_start=split["test"]["start"],
+            test_end=split["test"]["end"],
+        ),
+        trained_at=pd.Timestamp.now("UTC").to_pydatetime(),
+        code_version=code_version(),
+        lineage=Lineage(
+            pipeline_run=pipeline_run,
+            reports=reports,
+            extra={"runs": {k: m.run["artifact"] for k, m in models.items()}},
+        ),
+    )
+
+
+def register_release(registry_file: Path, entry: ModelEntry, role: str) -> None:
+    """Bootstrap prod (empty registry only) or register the candidate."""
+    if role == "prod":
+        bootstrap_prod(registry_file, entry, reason="bootstrap: first prod trained on older data")
+    else:
+        register_candidate(registry_file, entry, reason="pipeline training run")
+
+
+def releases_by_role(*runs_files: Path | str) -> dict[str, dict[str, dict[str, Any]]]:
+    """{role: {kind: run}} from the training tasks' run lists."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for runs_file in runs_files:
+        for run in read_json(runs_file)["runs"]:
+            out.setdefault(run["role"], {})[run["kind"]] = run
+    return out
+
+
+@dataclass
+class ReleaseResult:
+    """A calibrated, swept and registered release (what the notebook reports)."""
+
+    role: str
+    models: dict[str, CalibratedModel]
+    policy: Policy
+    sweep: pd.DataFrame
+    chosen: pd.Series
+    policy_test_metrics: dict[str, float]
+    entry: ModelEntry
+
+    def calibration_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model id": self.entry.id}
+        for kind, model in self.models.items():
+            out[f"{kind} method"] = model.calibration["method"]
+            out[f"{kind} ECE raw (test)"] = round(model.calibration["ece_raw"], 4)
+            out[f"{kind} ECE calibrated (test)"] = round(model.calibration["ece_calibrated"], 4)
+            out[f"{kind} AUC (test)"] = round(model.run["metrics"]["test"]["auc"], 4)
+        return out
+
+    def policy_summary(self) -> dict[str, Any]:
+        out = {
+            "entry": self.policy.entry_threshold,
+            "exit": self.policy.exit_threshold,
+            "calibration score": round(float(self.chosen["score"]), 3),
+            "calibration sharpe": round(float(self.chosen["sharpe"]), 3),
+            "enough trades": bool(self.chosen["meets_min_trades"]),
+        }
+        out.update({f"test {k}": round(float(v), 4) for k, v in self.policy_test_metrics.items()})
+        return out
+
+
+def calibrate_and_register(
+    settings: Settings,
+    *runs_files: Path | str,
+    fee_bps: float,
+    slippage_bps: float,
+    summary_path: Path | str,
+    reports: list[str],
+) -> list[ReleaseResult]:
+    """Calibrate every model, sweep the policy, and register prod (bootstrap) then candidate."""
+    pipeline_run = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
+    results = []
+    registry_file = registry_path(settings)
+    for role, runs in sorted(releases_by_role(*runs_files).items(), key=lambda kv: kv[0] != "prod"):
+        models = {kind: calibrate_run(run) for kind, run in sorted(runs.items())}
+        policy, sweep, chosen, test_metrics = sweep_policy(
+            models[POLICY_MODEL].predictions,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            timeframe=settings.timeframe,
+        )
+        entry = build_entry(
+            settings, models, policy, policy_test_metrics=test_metrics,
+            pipeline_run=pipeline_run, reports=[str(r) for r in reports],
+        )  # fmt: skip
+        register_release(registry_file, entry, role)
+        results.append(ReleaseResult(role, models, policy, sweep, chosen, test_metrics, entry))
+    write_json_atomic(
+        summary_path,
+        {
+            "pipeline_run": pipeline_run,
+            "releases": {
+                r.role: {"id": r.entry.id, **r.calibration_summary(), **r.policy_summary()}
+                for r in results
+            },
+        },
+    )
+    return results

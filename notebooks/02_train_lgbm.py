@@ -1,0 +1,68 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Train LightGBM
+#
+# A binary classifier of the direction of the next `horizon` bars, pooled over symbols,
+# early-stopped on the calibration window. On an empty registry a prod model is first
+# trained on older data (ending `prod_lag_days` earlier), then the candidate. Headline
+# metrics are on the **test** window; every table names its window.
+
+# %% tags=["parameters"]
+upstream = ["ingest"]
+product = None
+num_boost_round = 600
+early_stopping_rounds = 50
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from levibot.ingest import settings_from_manifest
+from levibot.reporting import plot_importance, plot_learning_curves, window_table
+from levibot.training import prepare_training, run_lgbm, save_runs
+
+settings = settings_from_manifest(upstream["ingest"]["manifest"])
+context = prepare_training(settings)
+display(pd.DataFrame({p.role: p.split.as_dict() for p in context.plans}))
+
+# %%
+runs = [
+    run_lgbm(
+        context.data,
+        plan,
+        out_dir=context.artifacts_dir,
+        seed=settings.seed,
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+    )
+    for plan in context.plans
+]
+save_runs(product["runs"], runs)
+
+# %% [markdown]
+# ## Metrics (raw probabilities) per window
+
+# %%
+display(window_table(runs))
+
+# %% [markdown]
+# ## Feature importance (gain) and learning curves
+
+# %%
+plot_importance(runs)
+
+# %%
+plot_learning_curves(runs)
