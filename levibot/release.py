@@ -9,6 +9,7 @@ and reported on the test window.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import subprocess
 from collections.abc import Mapping
@@ -163,8 +164,9 @@ def build_entry(
             metrics=metrics,
         )
     data_end = pd.Timestamp(first["data_end"])
+    content = hashlib.sha256("".join(s.artifacts["model"].sha256 for s in specs.values()).encode())
     return ModelEntry(
-        id=f"{first['role']}-{data_end:%Y%m%dT%H%M}-{pipeline_run}",
+        id=f"lvb-{data_end:%Y%m%dT%H%M}-{content.hexdigest()[:10]}",  # named by its weights
         models=specs,
         horizon=settings.horizon,
         timeframe=settings.timeframe,

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from levibot.features import FEATURES
+from levibot.registry import load_registry, verify_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
@@ -52,29 +53,60 @@ def project(tmp_path_factory) -> Path:
     return target
 
 
-def test_build_writes_report_and_store_then_skips_when_up_to_date(project):
+TASKS = ("ingest", "train_lgbm", "train_deep", "calibrate_and_sweep")
+
+
+def test_build_runs_every_task_then_skips_when_up_to_date(project):
     first = build(project)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert ran(first.stdout, "ingest")
+    assert all(ran(first.stdout, task) for task in TASKS)
 
-    report = (project / "reports" / "ingest.html").read_text()
-    assert report.count("data:image/png") >= 2  # price/volume and feature plots embedded
+    for name, images in (
+        ("ingest", 2),
+        ("train_lgbm", 2),
+        ("train_deep", 2),
+        ("calibrate_and_sweep", 4),
+    ):
+        report = (project / "reports" / f"{name}.html").read_text()
+        assert report.count("<img") >= images, name
+    ingest_report = (project / "reports" / "ingest.html").read_text()
     for text in ("BTCUSDT", "ETHUSDT", "quarantined", "missing_bars"):
-        assert text in report
+        assert text in ingest_report
     stored = pd.read_parquet(project / "data" / "store" / "features" / "ETHUSDT_15m.parquet")
-    assert len(stored) == 10 * 96
+    assert len(stored) == 12 * 96
     assert stored.index[-1] == pd.Timestamp("2026-01-14 23:45", tz="UTC")
     assert set(FEATURES) <= set(stored.columns)
     assert stored[FEATURES].iloc[-1].notna().all()
 
+    registry = load_registry(project / "registry" / "model_registry.json")
+    assert registry.prod is not None and registry.candidate is not None  # bootstrap rule
+    assert registry.prod.data_window.test_end < registry.candidate.data_window.test_end
+    for entry in (registry.prod, registry.candidate):
+        assert set(entry.models) == {"lgbm", "deep"}
+        assert 0 < entry.policy.exit_threshold < entry.policy.entry_threshold < 1
+        verify_artifacts(entry, project / "registry")
+    holdout_start = pd.Timestamp("2026-01-15", tz="UTC") - pd.Timedelta(hours=12)
+    assert pd.Timestamp(registry.candidate.data_window.test_end) <= holdout_start
+
     second = build(project)
-    assert second.returncode == 0 and not ran(second.stdout, "ingest")
-
-    changed = build(project, "--env--days", "3")
-    assert changed.returncode == 0 and ran(changed.stdout, "ingest")
+    assert second.returncode == 0
+    assert not any(ran(second.stdout, task) for task in TASKS)
 
 
-def test_a_failing_step_names_the_problem(project):
+def test_a_rebuild_with_a_prod_registers_only_a_new_candidate(project):
+    before = load_registry(project / "registry" / "model_registry.json")
+    result = build(project, "--env--days", "11")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = load_registry(project / "registry" / "model_registry.json")
+    assert after.prod == before.prod
+    assert after.candidate.id != before.candidate.id
+    assert [a.entry.id for a in after.archive] == [before.candidate.id]
+
+
+def test_a_failing_step_names_the_problem_and_keeps_old_products(project):
+    manifest = project / "data" / "ingest_manifest.json"
+    kept = manifest.read_bytes()
     result = build(project, "--force", "--env--source", "csv")
     assert result.returncode != 0
     assert "csv_path" in result.stdout + result.stderr
+    assert manifest.read_bytes() == kept
