@@ -88,11 +88,14 @@ class Normaliser:
 
     @classmethod
     def fit(cls, values: np.ndarray) -> Normaliser:
-        mean = np.nanmean(values, axis=0)
-        std = np.nanstd(values, axis=0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        return cls(mean.tolist(), std.tolist())
+        """Statistics over finite values; an all-NaN column (no such feed) gets 0 / 1."""
+        finite = np.isfinite(values)
+        count = finite.sum(axis=0)
+        filled = np.where(finite, values, 0.0)
+        mean = filled.sum(axis=0) / np.maximum(count, 1)
+        var = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+        std = np.sqrt(var)
+        return cls(mean.tolist(), np.where(std > 0, std, 1.0).tolist())
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
@@ -142,6 +145,11 @@ def row_starts(
     return starts
 
 
+def _spread(samples: np.ndarray) -> np.ndarray:
+    """Variance over samples, shifted by the first so identical samples give exactly 0."""
+    return np.var(samples - samples[:1], axis=0)
+
+
 MC_OUTPUTS = ("p_up", "mu", "epistemic", "mu_epistemic", "aleatoric")
 
 
@@ -187,16 +195,17 @@ class DeepModel:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             logit, mu, log_sigma = self.network(x.repeat(n_samples, 1, 1))
-        prob = torch.sigmoid(logit).reshape(n_samples, batch).cpu().numpy()
-        mu = mu.reshape(n_samples, batch).cpu().numpy() * self.return_scale
+        self.network.eval()
+        prob = torch.sigmoid(logit).reshape(n_samples, batch).cpu().numpy().astype(np.float64)
+        mu = mu.reshape(n_samples, batch).cpu().numpy().astype(np.float64) * self.return_scale
         sigma2 = (
             np.exp(2 * log_sigma.reshape(n_samples, batch).cpu().numpy()) * self.return_scale**2
         )
         return {
             "p_up": prob.mean(axis=0),
             "mu": mu.mean(axis=0),
-            "epistemic": prob.var(axis=0),
-            "mu_epistemic": mu.var(axis=0),
+            "epistemic": _spread(prob),
+            "mu_epistemic": _spread(mu),
             "aleatoric": sigma2.mean(axis=0),
         }
 
@@ -288,7 +297,8 @@ def train_deep(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     normaliser = Normaliser.fit(train_rows[features].to_numpy(float))
-    return_scale = float(np.nanstd(train_rows[target])) or 1.0
+    scale = float(np.nanstd(train_rows[target]))
+    return_scale = scale if np.isfinite(scale) and scale > 0 else 1.0
     arrays = {s: normaliser.transform(f[features].to_numpy(float)) for s, f in frames.items()}
     seqs = SequenceRows(arrays, config.seq_len)
     device = _device()
