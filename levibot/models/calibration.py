@@ -124,8 +124,10 @@ def choose_calibrator(
 
     ECE is measured out-of-fold (two time-ordered halves, each scored by the map fitted
     on the other), because isotonic regression scores a near-zero ECE on the very data
-    it was fitted on and would always win an in-sample comparison. The winner is then
-    refitted on the whole calibration window.
+    it was fitted on and would always win an in-sample comparison. The raw probabilities
+    compete too: when neither map beats them out-of-fold, no calibrator is applied
+    ('none'), since a map that does not help only adds noise. The winner is refitted on
+    the whole calibration window.
     """
     y, p = _clean(y, p)
     if len(y) < 20 or len(np.unique(y)) < 2:
@@ -142,5 +144,5 @@ def choose_calibrator(
         )
     rows.append({"method": "none", "ece_out_of_fold": expected_calibration_error(y, p, n_bins)})
     table = pd.DataFrame(rows).set_index("method")
-    best = table.loc[list(FITTERS), "ece_out_of_fold"].idxmin()
-    return FITTERS[best](y, p), table
+    best = table["ece_out_of_fold"].idxmin()
+    return (FITTERS[best](y, p) if best in FITTERS else Calibrator("none")), table
