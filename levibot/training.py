@@ -51,6 +51,10 @@ class TrainingContext:
     def artifacts_dir(self) -> Path:
         return self.settings.registry_dir / "artifacts"
 
+    def split_table(self) -> pd.DataFrame:
+        """The planned releases' windows, one column per role (for the reports)."""
+        return pd.DataFrame({plan.role: plan.split.as_dict() for plan in self.plans})
+
 
 def prepare_training(settings: Settings) -> TrainingContext:
     """Load the feature store and plan the releases (bootstrap rule: see plan_releases)."""
@@ -175,3 +179,20 @@ def run_deep(
 
 def save_runs(runs_file: Path | str, runs: list[dict[str, Any]]) -> Path:
     return write_json_atomic(runs_file, {"runs": runs})
+
+
+def train_releases(
+    context: TrainingContext, kind: str, runs_file: Path | str, **params: Any
+) -> list[dict[str, Any]]:
+    """Train one model kind for every planned release and save the run list (the product)."""
+    runs = []
+    for plan in context.plans:
+        common = {"out_dir": context.artifacts_dir, "seed": context.settings.seed, **params}
+        if kind == "lgbm":
+            runs.append(run_lgbm(context.data, plan, **common))
+        elif kind == "deep":
+            runs.append(run_deep(context.frames, context.data, plan, **common))
+        else:
+            raise ValueError(f"unknown model kind {kind!r}: use lgbm or deep")
+    save_runs(runs_file, runs)
+    return runs

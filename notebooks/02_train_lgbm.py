@@ -27,30 +27,24 @@ num_boost_round = 600
 early_stopping_rounds = 50
 
 # %%
-import pandas as pd
 from IPython.display import display
 
 from levibot.ingest import settings_from_manifest
 from levibot.reporting import plot_importance, plot_learning_curves, window_table
-from levibot.training import prepare_training, run_lgbm, save_runs
+from levibot.training import prepare_training, train_releases
 
 settings = settings_from_manifest(upstream["ingest"]["manifest"])
 context = prepare_training(settings)
-display(pd.DataFrame({p.role: p.split.as_dict() for p in context.plans}))
+display(context.split_table())
 
 # %%
-runs = [
-    run_lgbm(
-        context.data,
-        plan,
-        out_dir=context.artifacts_dir,
-        seed=settings.seed,
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-    )
-    for plan in context.plans
-]
-save_runs(product["runs"], runs)
+runs = train_releases(
+    context,
+    "lgbm",
+    product["runs"],
+    num_boost_round=num_boost_round,
+    early_stopping_rounds=early_stopping_rounds,
+)
 
 # %% [markdown]
 # ## Metrics (raw probabilities) per window

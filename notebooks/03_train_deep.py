@@ -28,32 +28,20 @@ epochs = 10
 n_samples = 20
 
 # %%
-import pandas as pd
 from IPython.display import display
 
 from levibot.ingest import settings_from_manifest
 from levibot.reporting import plot_loss_curves, plot_uncertainty_vs_error, window_table
-from levibot.training import prepare_training, run_deep, save_runs
+from levibot.training import prepare_training, train_releases
 
 settings = settings_from_manifest(upstream["ingest"]["manifest"])
 context = prepare_training(settings)
-display(pd.DataFrame({p.role: p.split.as_dict() for p in context.plans}))
+display(context.split_table())
 
 # %%
-runs = [
-    run_deep(
-        context.frames,
-        context.data,
-        plan,
-        out_dir=context.artifacts_dir,
-        seed=settings.seed,
-        n_samples=n_samples,
-        seq_len=seq_len,
-        epochs=epochs,
-    )
-    for plan in context.plans
-]
-save_runs(product["runs"], runs)
+runs = train_releases(
+    context, "deep", product["runs"], n_samples=n_samples, seq_len=seq_len, epochs=epochs
+)
 
 # %% [markdown]
 # ## Metrics (raw MC-mean probabilities) per window
