@@ -1,0 +1,122 @@
+"""The kill switch: one JSON file every server process checks before acting.
+
+The file holds ``{"enabled", "changed_at", "actor", "reason"}``; enabled means stop
+(no new entries / no canary flow, as the caller decides). `KillSwitch.is_on` is on the
+hot path, so it only stats the file and re-reads it when its (inode, mtime, size)
+changed. A missing file is off; a file that cannot be read or parsed is ON (fail safe),
+with the problem in ``KillState.error``. Writes are atomic (temp file + ``os.replace``)
+under the same file lock as the registry, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from levibot.io import CorruptFileError, read_json, write_json_atomic
+from levibot.registry import file_lock
+from levibot.timeframe import to_utc
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now("UTC")
+
+
+class KillState(BaseModel):
+    """What the kill switch says; `error` is set when the file was unreadable (then ON)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = False
+    changed_at: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=False)
+
+    enabled: bool
+    changed_at: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+
+
+_Stamp = tuple[int, int, int]
+OFF = KillState()
+
+
+class KillSwitch:
+    """A kill switch persisted at `path`, shared by every process that opens that file."""
+
+    def __init__(self, path: Path | str, clock: Callable[[], pd.Timestamp] = _utc_now) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._cache: tuple[_Stamp | None, KillState] | None = None
+        self._read_lock = threading.Lock()
+
+    def is_on(self) -> bool:
+        """True when trading must stop; one ``stat`` unless the file changed."""
+        return self.state().enabled
+
+    def state(self) -> KillState:
+        """The current state (cached until the file changes)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._cache = (None, OFF)
+            return OFF
+        except OSError as exc:
+            return KillState(enabled=True, error=f"{self.path}: cannot stat ({exc})")
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cache = self._cache
+        if cache is not None and cache[0] == stamp:
+            return cache[1]
+        with self._read_lock:
+            state = self._read()
+            self._cache = (stamp, state)
+        return state
+
+    def _read(self) -> KillState:
+        try:
+            data = read_json(self.path)
+        except FileNotFoundError:
+            return OFF
+        except (CorruptFileError, OSError, UnicodeDecodeError) as exc:
+            return KillState(enabled=True, error=f"{self.path}: unreadable, failing safe: {exc}")
+        try:
+            stored = _Stored.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            return KillState(enabled=True, error=f"{self.path}: invalid, failing safe: {problems}")
+        if not isinstance(data.get("enabled"), bool):
+            return KillState(
+                enabled=True,
+                error=f"{self.path}: 'enabled' is not true/false, failing safe",
+            )
+        return KillState(**stored.model_dump())
+
+    def set(self, enabled: bool, *, actor: str, reason: str) -> KillState:
+        """Turn the switch on or off for every process; returns the new state."""
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be a bool, got {enabled!r}")
+        payload: dict[str, Any] = {
+            "enabled": enabled,
+            "changed_at": to_utc(self.clock()).isoformat(),
+            "actor": actor,
+            "reason": reason,
+        }
+        with file_lock(self.path):
+            write_json_atomic(self.path, payload)
+        self._cache = None
+        return self.state()

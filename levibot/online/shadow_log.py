@@ -1,0 +1,194 @@
+"""Shadow logs: every prediction served and every paper trade, as daily JSONL files.
+
+Files live in one directory, one per kind and UTC day of the clock at write time:
+``predictions_YYYYMMDD.jsonl`` and ``trades_YYYYMMDD.jsonl``. Appends are whole lines
+even with several server processes writing (see `levibot.online.jsonl`).
+
+A prediction record has these fields (others are kept as extra columns):
+
+- ``ts``: ISO UTC time it was logged (added from the clock when absent)
+- ``request_id``: id of the HTTP request (or replay step) that produced it
+- ``endpoint``: which API produced it, e.g. "/predict"
+- ``symbol``: market symbol
+- ``bar_time``: open time (UTC, ISO) of the bar the prediction is for
+- ``variant``: "prod" or "canary": which arm of the traffic split served it
+- ``role``: "prod" or "candidate": which registry model produced this p_up
+- ``model_id``: registry id of that model
+- ``p_up``: calibrated probability that the price goes up (null when unavailable)
+- ``signal``: "ENTRY", "EXIT" or "HOLD"
+- ``reason``: why this signal / variant (e.g. a guard that forced HOLD)
+- ``served``: True when returned to the caller, False for a shadow-only prediction
+
+A trade record is a closed paper trade as `levibot.online.paper.PaperBook.on_bar`
+returns it (model, model_id, symbol, entry/exit time and price, return, pnl, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from levibot.online.jsonl import append_jsonl, scan_jsonl
+from levibot.timeframe import to_utc
+
+PREDICTION_COLUMNS = [
+    "ts",
+    "request_id",
+    "endpoint",
+    "symbol",
+    "bar_time",
+    "variant",
+    "role",
+    "model_id",
+    "p_up",
+    "signal",
+    "reason",
+    "served",
+]
+TRADE_COLUMNS = [
+    "ts",
+    "model",
+    "model_id",
+    "symbol",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "return",
+    "pnl",
+    "bars_held",
+]
+_TIME_COLUMNS = ("ts", "bar_time", "entry_time", "exit_time")
+_FILE = re.compile(r"^(predictions|trades)_(\d{8})\.jsonl$")
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now("UTC")
+
+
+class ShadowLog:
+    """Daily-rotated prediction and trade logs in `directory`, shared by all processes."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        clock: Callable[[], pd.Timestamp] = _utc_now,
+        *,
+        fsync: bool = False,
+    ) -> None:
+        self.directory = Path(directory)
+        self.clock = clock
+        self.fsync = fsync
+        self._count_cache: dict[Path, tuple[tuple[int, int, int], Counter[str], int]] = {}
+        self._cache_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writing
+
+    def log_prediction(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append a prediction record (fields: module doc); returns what was written."""
+        return self._append("predictions", record)
+
+    def log_trade(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append a closed paper trade; returns what was written."""
+        return self._append("trades", record)
+
+    def _append(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        now = to_utc(self.clock())
+        row = dict(record)
+        if row.get("ts") is None:
+            row["ts"] = now.isoformat()
+        append_jsonl(self.path_for(kind, now.date()), row, fsync=self.fsync)
+        return row
+
+    def path_for(self, kind: str, day: date) -> Path:
+        """The file of `kind` ("predictions" or "trades") for one UTC day."""
+        if kind not in ("predictions", "trades"):
+            raise ValueError(f"kind must be 'predictions' or 'trades', got {kind!r}")
+        return self.directory / f"{kind}_{day:%Y%m%d}.jsonl"
+
+    # ------------------------------------------------------------------ reading
+
+    def files(self, kind: str, since: pd.Timestamp | None = None) -> list[Path]:
+        """Daily files of `kind` in date order; with `since`, only days that reach it."""
+        if not self.directory.is_dir():
+            return []
+        first_day = None if since is None else to_utc(since).date()
+        dated = []
+        for path in self.directory.iterdir():
+            match = _FILE.match(path.name)
+            if not match or match.group(1) != kind:
+                continue
+            try:
+                day = pd.Timestamp(match.group(2)).date()
+            except ValueError:
+                continue
+            if first_day is None or day >= first_day:
+                dated.append((day, path))
+        return [path for _, path in sorted(dated)]
+
+    def predictions(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
+        """All logged predictions with ``ts >= since``, in time order."""
+        return self._frame("predictions", PREDICTION_COLUMNS, since)
+
+    def trades(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
+        """All logged paper trades with ``ts >= since``, in time order."""
+        return self._frame("trades", TRADE_COLUMNS, since)
+
+    def _frame(self, kind: str, columns: list[str], since: pd.Timestamp | None) -> pd.DataFrame:
+        rows: list[dict[str, Any]] = []
+        for path in self.files(kind, since):
+            rows.extend(scan_jsonl(path)[0])
+        frame = pd.DataFrame(rows)
+        extra = [c for c in frame.columns if c not in columns]
+        frame = frame.reindex(columns=[*columns, *extra])
+        for column in _TIME_COLUMNS:
+            if column in frame.columns:
+                frame[column] = pd.to_datetime(
+                    frame[column], utc=True, format="ISO8601", errors="coerce"
+                )
+        if since is not None:
+            frame = frame[frame["ts"] >= to_utc(since)]
+        return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+    def counts(self) -> dict[str, Any]:
+        """Rows per variant (predictions) and per model (trades), plus skipped lines.
+
+        ``{"predictions": {"prod": n, "canary": m}, "trades": {"prod": k, ...},
+        "corrupt_lines": c}``; a record without the key counts as "unknown". Files that
+        did not change since the last call are not re-read.
+        """
+        predictions, p_bad = self._count(self.files("predictions"), "variant")
+        trades, t_bad = self._count(self.files("trades"), "model")
+        return {
+            "predictions": dict(sorted(predictions.items())),
+            "trades": dict(sorted(trades.items())),
+            "corrupt_lines": p_bad + t_bad,
+        }
+
+    def _count(self, paths: Iterable[Path], key: str) -> tuple[Counter[str], int]:
+        total: Counter[str] = Counter()
+        corrupt = 0
+        for path in paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            with self._cache_lock:
+                cached = self._count_cache.get(path)
+            if cached is None or cached[0] != stamp:
+                records, bad = scan_jsonl(path)
+                counter = Counter(str(r.get(key) or "unknown") for r in records)
+                cached = (stamp, counter, len(bad))
+                with self._cache_lock:
+                    self._count_cache[path] = cached
+            total.update(cached[1])
+            corrupt += cached[2]
+        return total, corrupt

@@ -1,0 +1,134 @@
+"""Shadow logs rotate daily by the injected clock and read back as frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from levibot.online.shadow_log import PREDICTION_COLUMNS, TRADE_COLUMNS, ShadowLog
+
+T0 = pd.Timestamp("2026-01-01 23:59:58", tz="UTC")
+
+
+class FakeClock:
+    def __init__(self, now: pd.Timestamp) -> None:
+        self.now = now
+
+    def __call__(self) -> pd.Timestamp:
+        return self.now
+
+
+def _prediction(variant: str = "prod", **extra: object) -> dict:
+    return {
+        "request_id": "r1",
+        "endpoint": "/predict",
+        "symbol": "BTCUSDT",
+        "bar_time": "2026-01-01T23:45:00+00:00",
+        "variant": variant,
+        "role": "prod" if variant == "prod" else "candidate",
+        "model_id": "m1",
+        "p_up": 0.61,
+        "signal": "ENTRY",
+        "reason": "threshold",
+        "served": True,
+        **extra,
+    }
+
+
+def test_daily_rotation_by_clock_across_midnight(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    log = ShadowLog(tmp_path, clock=clock)
+    log.log_prediction(_prediction(request_id="before"))
+    clock.now = T0 + pd.Timedelta(seconds=3)  # 2026-01-02 00:00:01
+    log.log_prediction(_prediction(request_id="after"))
+    log.log_trade({"model": "prod", "symbol": "BTCUSDT", "return": 0.01})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "predictions_20260101.jsonl",
+        "predictions_20260102.jsonl",
+        "trades_20260102.jsonl",
+    ]
+    frame = log.predictions()
+    assert list(frame.columns) == PREDICTION_COLUMNS
+    assert frame["request_id"].tolist() == ["before", "after"]
+    assert frame["ts"].tolist() == [T0, T0 + pd.Timedelta(seconds=3)]
+    assert isinstance(frame["ts"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["ts"].dt.tz) == "UTC"
+    assert frame["bar_time"].iloc[0] == pd.Timestamp("2026-01-01 23:45", tz="UTC")
+    trades = log.trades()
+    assert list(trades.columns[: len(TRADE_COLUMNS)]) == TRADE_COLUMNS
+    assert trades["return"].tolist() == [0.01]
+
+
+def test_given_ts_is_kept_and_order_is_by_ts(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    log.log_prediction(_prediction(request_id="b", ts="2026-01-01T10:00:00+00:00"))
+    log.log_prediction(_prediction(request_id="a", ts="2026-01-01T09:00:00+00:00"))
+    frame = log.predictions()
+    assert frame["request_id"].tolist() == ["a", "b"]
+
+
+def test_since_reads_only_days_that_reach_it(tmp_path: Path) -> None:
+    clock = FakeClock(pd.Timestamp("2026-01-01 12:00", tz="UTC"))
+    log = ShadowLog(tmp_path, clock=clock)
+    for hours in (0, 12, 24, 36):  # 01 12:00, 02 00:00, 02 12:00, 03 00:00
+        clock.now = pd.Timestamp("2026-01-01 12:00", tz="UTC") + pd.Timedelta(hours=hours)
+        log.log_prediction(_prediction(request_id=str(hours)))
+    since = pd.Timestamp("2026-01-02 06:00", tz="UTC")
+    assert [p.name for p in log.files("predictions", since)] == [
+        "predictions_20260102.jsonl",
+        "predictions_20260103.jsonl",
+    ]
+    assert log.predictions(since)["request_id"].tolist() == ["24", "36"]
+    # naive `since` is UTC; a since after everything gives an empty frame with columns
+    assert log.predictions(pd.Timestamp("2026-01-02 00:00"))["request_id"].tolist() == [
+        "12",
+        "24",
+        "36",
+    ]
+    late = log.predictions(pd.Timestamp("2026-02-01", tz="UTC"))
+    assert late.empty and list(late.columns) == PREDICTION_COLUMNS
+
+
+def test_counts_by_variant_and_model_follow_new_rows(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    for variant in ("prod", "prod", "canary"):
+        log.log_prediction(_prediction(variant))
+    log.log_trade({"model": "candidate", "symbol": "BTCUSDT"})
+    assert log.counts() == {
+        "predictions": {"canary": 1, "prod": 2},
+        "trades": {"candidate": 1},
+        "corrupt_lines": 0,
+    }
+    log.log_prediction(_prediction("canary"))
+    log.log_trade({"model": "prod"})
+    with open(tmp_path / "predictions_20260101.jsonl", "a") as handle:
+        handle.write('{"variant": "prod", "tor\n')
+    other = ShadowLog(tmp_path)  # another process sees the same files
+    for counter in (log, other):
+        assert counter.counts() == {
+            "predictions": {"canary": 2, "prod": 2},
+            "trades": {"candidate": 1, "prod": 1},
+            "corrupt_lines": 1,
+        }
+    assert len(log.predictions()) == 4
+
+
+def test_empty_and_missing_directory(tmp_path: Path) -> None:
+    for directory in (tmp_path, tmp_path / "missing"):
+        log = ShadowLog(directory)
+        predictions, trades = log.predictions(), log.trades()
+        assert predictions.empty and list(predictions.columns) == PREDICTION_COLUMNS
+        assert trades.empty and list(trades.columns) == TRADE_COLUMNS
+        assert isinstance(predictions["ts"].dtype, pd.DatetimeTZDtype)
+        assert log.counts() == {"predictions": {}, "trades": {}, "corrupt_lines": 0}
+    (tmp_path / "notes.txt").write_text("not a log")
+    (tmp_path / "predictions_2026.jsonl").write_text("{}\n")
+    assert ShadowLog(tmp_path).predictions().empty
+
+
+def test_nan_p_up_is_logged_as_null(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    log.log_prediction(_prediction(p_up=float("nan"), signal="HOLD"))
+    assert "NaN" not in (tmp_path / "predictions_20260101.jsonl").read_text()
+    assert log.predictions()["p_up"].isna().all()
