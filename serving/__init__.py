@@ -1,0 +1,1 @@
+"""HTTP layer: translates requests into calls on `levibot.online` and back."""

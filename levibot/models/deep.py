@@ -209,6 +209,12 @@ class DeepModel:
             "aleatoric": sigma2.mean(axis=0),
         }
 
+    def latest_window(self, frame: pd.DataFrame) -> np.ndarray:
+        """(1, seq_len, n_features) input ending at the newest row (left-padded if short)."""
+        values = self.normaliser.transform(frame[self.features].to_numpy(float))
+        seqs = SequenceRows({"latest": values}, self.config.seq_len)
+        return seqs.gather(seqs.starts("latest", np.array([len(values) - 1])))
+
     def predict_rows(
         self,
         frames: Mapping[str, pd.DataFrame],

@@ -1,0 +1,50 @@
+"""The server's view of the feature store: the newest rows per symbol, re-read on change.
+
+A request costs one ``os.stat`` of the symbol's file; the tail is re-read only when
+the file's (mtime, size) changed, i.e. when the ingest appended a bar.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pandas as pd
+
+from levibot.data.store import FeatureStore
+from levibot.online.clock import Clock, system_clock
+
+
+class FeatureFeed:
+    """Cached tails of the store's feature tables."""
+
+    def __init__(
+        self, store: FeatureStore, *, rows: int = 256, clock: Clock = system_clock
+    ) -> None:
+        self.store = store
+        self.rows = rows
+        self.clock = clock
+        self._cache: dict[str, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self._lock = threading.Lock()
+
+    def latest(self, symbol: str, n: int | None = None) -> pd.DataFrame:
+        """The newest `n` rows (default all cached rows) of `symbol`'s features.
+
+        Raises FileNotFoundError when the symbol has no stored features.
+        """
+        path = self.store.path(symbol)
+        stat = os.stat(path)
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(symbol)
+        if cached is None or cached[0] != key:
+            with self._lock:
+                frame = self.store.tail(symbol, max(self.rows, n or 0))
+                self._cache[symbol] = (key, frame)
+            cached = self._cache[symbol]
+        frame = cached[1]
+        return frame if n is None else frame.iloc[-n:]
+
+    def staleness_seconds(self, symbol: str) -> float:
+        """now - close time of the newest bar (the store's definition, on the feed's clock)."""
+        last = self.latest(symbol, 1).index[-1]
+        return float((self.clock() - (last + self.store.bar_length)).total_seconds())

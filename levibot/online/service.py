@@ -1,0 +1,349 @@
+"""The serving logic without HTTP: predictions, canary routing, guards, paper books, logs.
+
+`serving/` translates HTTP to calls on one `PredictionService` per worker process; the
+replay and the tests call it directly. Shared state lives in files (kill-switch, paper
+books, logs, registry), so every worker process sees the same thing.
+
+Per-bar cache: a model's output for (model id, endpoint, symbol, bar, n_samples) is
+computed once and reused until the next bar, so a request after the first costs a
+dictionary look-up. The paper books act once per new bar on the release's policy model
+(the calibrated LightGBM P(up), on which the thresholds were swept), whatever endpoint
+was called.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from levibot.data.store import FeatureStore
+from levibot.online.audit import AuditLog
+from levibot.online.clock import Clock, system_clock
+from levibot.online.feed import FeatureFeed
+from levibot.online.killswitch import KillSwitch
+from levibot.online.models import LoadedRelease
+from levibot.online.paper import PaperBook
+from levibot.online.routing import CANARY, PROD, assign_variant
+from levibot.online.shadow_log import ShadowLog
+from levibot.online.snapshot import Snapshot, SnapshotWatcher
+from levibot.policy import signal_for
+from levibot.registry import (
+    canary_policy_path,
+    registry_path,
+    signal_confidence,
+    update_canary_policy,
+)
+from levibot.settings import Settings
+
+KINDS = ("lgbm", "deep", "ensemble")
+ENDPOINTS = {"lgbm": "/ml/predict", "deep": "/ml/predict_deep", "ensemble": "/ml/predict_ensemble"}
+POLICY_KIND = "lgbm"
+MAX_N_SAMPLES = 200
+
+
+class UnknownSymbolError(LookupError):
+    """The symbol is not served by the registry's models (a 404/422 for the API)."""
+
+
+class ServiceUnavailable(RuntimeError):
+    """The server cannot predict (no prod model, no features); a 503 for the API."""
+
+
+@dataclass(frozen=True)
+class ServingPaths:
+    """Where one server keeps its state (all under the data directory)."""
+
+    root: Path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ServingPaths:
+        return cls(settings.data_dir / "serving")
+
+    logs = property(lambda self: self.root / "logs")
+    paper = property(lambda self: self.root / "paper")
+    kill_switch = property(lambda self: self.root / "kill_switch.json")
+    audit = property(lambda self: self.root / "audit.jsonl")
+
+
+def weights_path(settings: Settings) -> Path:
+    return settings.registry_dir / "ensemble_weights.json"
+
+
+def _mc_seed(symbol: str, bar_time: pd.Timestamp) -> int:
+    """The same MC-dropout draw in every worker for a (symbol, bar)."""
+    return zlib.crc32(f"{symbol}|{bar_time.isoformat()}".encode())
+
+
+class PredictionService:
+    """One per process; thread-safe enough for FastAPI's thread pool (state is files)."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = system_clock, seed: int = 0) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.paths = ServingPaths.for_settings(settings)
+        self.store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+        self.feed = FeatureFeed(self.store, clock=clock)
+        self.watcher = SnapshotWatcher(
+            registry_path(settings), canary_policy_path(settings), weights_path(settings)
+        )
+        self.shadow = ShadowLog(self.paths.logs, clock=clock)
+        self.kill_switch = KillSwitch(self.paths.kill_switch, clock=clock)
+        self.audit = AuditLog(self.paths.audit, clock=clock)
+        self.books = {
+            role: PaperBook(self.paths.paper / f"{role}.json", label=role, clock=clock)
+            for role in ("prod", "candidate")
+        }
+        self._cache: dict[tuple, dict[str, Any]] = {}
+        self._cache_bar: dict[str, pd.Timestamp] = {}
+        self._acted: dict[tuple[str, str, str], pd.Timestamp] = {}
+        self._open: dict[tuple[str, str], bool] = {}
+        self._rng = random.Random(seed)
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ predictions
+
+    def snapshot(self) -> Snapshot:
+        return self.watcher.current()
+
+    def check_symbol(self, snapshot: Snapshot, symbol: str) -> str:
+        if snapshot.prod is None:
+            raise ServiceUnavailable(f"no prod model loaded ({self.watcher.status})")
+        if symbol not in snapshot.symbols:
+            raise UnknownSymbolError(
+                f"unknown symbol {symbol!r}; served symbols: {snapshot.symbols}"
+            )
+        return symbol
+
+    def _rows(self, symbol: str, snapshot: Snapshot) -> pd.DataFrame:
+        need = max(r.history_needed for r in (snapshot.prod, snapshot.candidate) if r)
+        try:
+            rows = self.feed.latest(symbol, need)
+        except FileNotFoundError as exc:
+            raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest") from exc
+        if rows.empty:
+            raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest")
+        return rows
+
+    def _output(
+        self, snapshot: Snapshot, release: LoadedRelease, kind: str, symbol: str,
+        rows: pd.DataFrame, n_samples: int,
+    ) -> dict[str, Any]:  # fmt: skip
+        bar = rows.index[-1]
+        if self._cache_bar.get(symbol) != bar:  # new bar: forget the old bar's outputs
+            self._cache = {k: v for k, v in self._cache.items() if k[2] != symbol}
+            self._cache_bar[symbol] = bar
+        key = (
+            release.model_id,
+            kind,
+            symbol,
+            bar,
+            n_samples if kind != "lgbm" else 0,
+            snapshot.digest,
+        )
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        if kind == "lgbm":
+            out: dict[str, Any] = {"p_up": release.predict_lgbm(rows)}
+        elif kind == "deep":
+            out = release.predict_deep(rows, n_samples=n_samples, seed=_mc_seed(symbol, bar))
+        else:
+            lgbm = self._output(snapshot, release, "lgbm", symbol, rows, n_samples)
+            deep = self._output(snapshot, release, "deep", symbol, rows, n_samples)
+            w = snapshot.weights
+            out = {
+                "p_up": w["lgbm"] * lgbm["p_up"] + w["deep"] * deep["p_up"],
+                "components": {"lgbm": lgbm["p_up"], "deep": deep["p_up"]},
+                "weights": dict(w),
+                "epistemic": deep["epistemic"],
+                "aleatoric": deep["aleatoric"],
+                "mu": deep["mu"],
+            }
+        self._cache[key] = out
+        return out
+
+    def canary_open(self, snapshot: Snapshot) -> tuple[bool, str]:
+        """Whether the candidate may get traffic, and why not."""
+        canary, candidate = snapshot.canary, snapshot.candidate
+        if candidate is None:
+            return False, "no candidate"
+        if not canary.enabled:
+            return False, "canary disabled"
+        if candidate.ece() > canary.guards.max_ece:
+            return False, f"candidate ECE {candidate.ece():.3f} > max_ece {canary.guards.max_ece}"
+        sharpe = candidate.entry.models[POLICY_KIND].metrics.get("policy_sharpe")
+        if sharpe is not None and sharpe < canary.guards.min_sharpe:
+            return (
+                False,
+                f"candidate test Sharpe {sharpe:.2f} < min_sharpe {canary.guards.min_sharpe}",
+            )
+        return True, "open"
+
+    def _decide(
+        self, snapshot: Snapshot, release: LoadedRelease, symbol: str, p_up: float, staleness: float
+    ) -> tuple[str, str | None]:
+        """The signal after the guards, and the reason when HOLD is forced."""
+        if self.kill_switch.is_on():
+            return "HOLD", "kill_switch"
+        if staleness > snapshot.canary.guards.max_staleness_sec:
+            return "HOLD", "stale_features"
+        if signal_confidence(p_up) < snapshot.canary.min_confidence:
+            return "HOLD", "low_confidence"
+        position_open = self._open.get((release.role, symbol), False)
+        return signal_for(p_up, position_open, release.policy), None
+
+    def _paper(
+        self,
+        snapshot: Snapshot,
+        release: LoadedRelease,
+        symbol: str,
+        rows: pd.DataFrame,
+        staleness: float,
+    ) -> None:
+        """Let the release's paper book act once on this bar (idempotent across workers)."""
+        bar = rows.index[-1]
+        memo = (release.role, release.model_id, symbol)
+        if self._acted.get(memo) == bar:
+            return
+        p_up = self._output(snapshot, release, POLICY_KIND, symbol, rows, 0)["p_up"]
+        signal, _reason = self._decide(snapshot, release, symbol, p_up, staleness)
+        book = self.books[release.role]
+        trade = book.on_bar(
+            symbol, bar, float(rows["close"].iloc[-1]), signal, policy=release.policy,
+            model_id=release.model_id, allow_entry=not self.kill_switch.is_on(),
+        )  # fmt: skip
+        if trade is not None:
+            self.shadow.log_trade(trade)
+        self._open[(release.role, symbol)] = symbol in book.positions()
+        self._acted[memo] = bar
+
+    def predict(
+        self, symbol: str, kind: str, *, client_id: str | None = None, n_samples: int = 20,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Serve one prediction; shadow-log both variants; let the paper books act."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; use one of {KINDS}")
+        if not 1 <= n_samples <= MAX_N_SAMPLES:
+            raise ValueError(f"n_samples must be between 1 and {MAX_N_SAMPLES}, got {n_samples}")
+        snapshot = self.snapshot()
+        self.check_symbol(snapshot, symbol)
+        rows = self._rows(symbol, snapshot)
+        bar = rows.index[-1]
+        staleness = float((self.clock() - (bar + self.store.bar_length)).total_seconds())
+        is_open, _why = self.canary_open(snapshot)
+        variant = assign_variant(
+            fraction=snapshot.canary.fraction,
+            canary_open=is_open,
+            client_id=client_id,
+            rng=self._rng,
+        )
+        releases = {PROD: snapshot.prod, CANARY: snapshot.candidate}
+        request_id = request_id or uuid.uuid4().hex
+        served: dict[str, Any] | None = None
+        for name, release in releases.items():
+            if release is None:
+                continue
+            self._paper(snapshot, release, symbol, rows, staleness)
+            out = self._output(snapshot, release, kind, symbol, rows, n_samples)
+            signal, reason = self._decide(snapshot, release, symbol, out["p_up"], staleness)
+            is_served = name == variant
+            self.shadow.log_prediction({
+                "request_id": request_id, "endpoint": ENDPOINTS[kind], "symbol": symbol,
+                "bar_time": bar.isoformat(), "variant": name, "role": release.role,
+                "model_id": release.model_id, "p_up": out["p_up"], "signal": signal,
+                "reason": reason, "served": is_served,
+            })  # fmt: skip
+            if is_served:
+                served = self._response(snapshot, release, name, kind, symbol, bar, out, signal,
+                                        reason, staleness, request_id)  # fmt: skip
+        assert served is not None  # prod always exists past check_symbol
+        return served
+
+    def _response(self, snapshot, release, variant, kind, symbol, bar, out, signal, reason,
+                  staleness, request_id) -> dict[str, Any]:  # fmt: skip
+        p_up = float(out["p_up"])
+        policy = release.policy
+        response = {
+            "symbol": symbol,
+            "bar_time": bar.isoformat(),
+            "p_up": p_up,
+            "p_down": 1.0 - p_up,
+            "confidence": signal_confidence(p_up),
+            "signal": signal,
+            "reason": reason,
+            "entry_threshold": policy.entry_threshold,
+            "exit_threshold": policy.exit_threshold,
+            "model_id": release.model_id,
+            "model_kind": kind,
+            "variant": variant,
+            "staleness_sec": staleness,
+            "ece": release.ece("deep" if kind == "deep" else "lgbm"),
+            "request_id": request_id,
+        }
+        for extra in ("mu", "epistemic", "aleatoric", "weights", "components"):
+            if extra in out:
+                response[extra] = out[extra]
+        return response
+
+    # ------------------------------------------------------------------ status + admin
+
+    def staleness(self, snapshot: Snapshot | None = None) -> dict[str, float]:
+        snapshot = snapshot or self.snapshot()
+        out = {}
+        for symbol in snapshot.symbols or self.settings.symbols:
+            try:
+                out[symbol] = self.feed.staleness_seconds(symbol)
+            except (FileNotFoundError, IndexError):
+                out[symbol] = float("inf")
+        return out
+
+    def health(self) -> dict[str, Any]:
+        snapshot = self.snapshot()
+        staleness = self.staleness(snapshot)
+        worst = max(staleness.values()) if staleness else float("inf")
+        can_predict = snapshot.prod is not None and all(
+            v != float("inf") for v in staleness.values()
+        )
+        is_open, why = self.canary_open(snapshot)
+        return {
+            "ok": can_predict,
+            "prod_model_id": snapshot.prod.model_id if snapshot.prod else None,
+            "candidate_model_id": snapshot.candidate.model_id if snapshot.candidate else None,
+            "feature_staleness_sec": {"worst": worst, "per_symbol": staleness},
+            "kill_switch": self.kill_switch.is_on(),
+            "canary": {
+                "enabled": snapshot.canary.enabled,
+                "fraction": snapshot.canary.fraction,
+                "open": is_open,
+                "reason": why,
+            },
+            "registry_status": self.watcher.status,
+            "uptime_sec": time.time() - self.started,
+        }
+
+    def set_kill_switch(self, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:
+        state = self.kill_switch.set(enabled, actor=actor, reason=reason or "api")
+        self.audit.record(actor, "kill_switch", enabled=enabled, reason=reason)
+        return {"kill_switch": state.enabled, "changed_at": str(state.changed_at)}
+
+    def set_canary(
+        self, *, enabled: bool | None, fraction: float | None, actor: str
+    ) -> dict[str, Any]:
+        changes = {k: v for k, v in (("enabled", enabled), ("fraction", fraction)) if v is not None}
+        policy = update_canary_policy(canary_policy_path(self.settings), **changes)
+        self.audit.record(actor, "canary", **changes)
+        self.watcher.refresh(force=True)
+        return {"enabled": policy.enabled, "fraction": policy.fraction}
+
+    def reload(self, *, actor: str) -> dict[str, Any]:
+        status = self.watcher.refresh(force=True)
+        self.audit.record(actor, "registry_reload", status=status)
+        return {"registry_status": status}

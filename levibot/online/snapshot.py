@@ -1,0 +1,140 @@
+"""Hot reload: the registry, canary policy and ensemble weights as one swappable snapshot.
+
+The watcher notices a changed file by (mtime, size) and then by content hash, loads a
+complete new snapshot and swaps it in with one assignment, so in-flight requests keep
+the snapshot they started with. A corrupt or half-written file, or a missing or
+sha-mismatched artifact, is refused: the last good snapshot stays, and the status says
+``degraded: <reason>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from levibot.io import read_json
+from levibot.online.models import LoadedRelease, load_release
+from levibot.registry import CanaryPolicy, load_canary_policy, load_registry
+
+DEFAULT_WEIGHTS = {"lgbm": 0.5, "deep": 0.5}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a request needs from the registry side, consistent with itself."""
+
+    prod: LoadedRelease | None = None
+    candidate: LoadedRelease | None = None
+    canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    digest: str = ""
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.prod.entry.symbols) if self.prod else []
+
+
+def load_weights(path: Path) -> dict[str, float]:
+    """Ensemble weights {lgbm, deep} summing to 1; defaults when the file is absent."""
+    if not path.exists():
+        return dict(DEFAULT_WEIGHTS)
+    payload = read_json(path)
+    weights = payload.get("weights", payload) if isinstance(payload, dict) else None
+    try:
+        values = {k: float(weights[k]) for k in DEFAULT_WEIGHTS}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: weights must hold numbers for lgbm and deep ({exc})") from exc
+    total = sum(values.values())
+    if any(v < 0 for v in values.values()) or total <= 0:
+        raise ValueError(f"{path}: weights must be non-negative with a positive sum, got {values}")
+    return {k: v / total for k, v in values.items()}
+
+
+class SnapshotWatcher:
+    """Keeps the current snapshot fresh; cheap to call on every request."""
+
+    def __init__(
+        self,
+        registry_file: Path,
+        canary_file: Path,
+        weights_file: Path,
+        *,
+        check_every: float = 0.5,
+    ) -> None:
+        self.files = (Path(registry_file), Path(canary_file), Path(weights_file))
+        self.check_every = check_every
+        self.snapshot = Snapshot()
+        self.status = "degraded: registry not loaded yet"
+        self.loaded_at: float | None = None
+        self._stat_key: tuple | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self.refresh(force=True)
+
+    def current(self) -> Snapshot:
+        if time.monotonic() - self._checked >= self.check_every:
+            self.refresh()
+        return self.snapshot
+
+    def _stat(self) -> tuple:
+        out = []
+        for path in self.files:
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
+    def _digest(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.read_bytes() if path.exists() else b"<missing>")
+        return digest.hexdigest()
+
+    def refresh(self, *, force: bool = False) -> str:
+        """Reload when a file changed; returns the status ('ok' or 'degraded: ...')."""
+        with self._lock:
+            self._checked = time.monotonic()
+            key = self._stat()
+            if not force and key == self._stat_key:
+                return self.status
+            self._stat_key = key
+            try:
+                digest = self._digest()
+                if force or digest != self.snapshot.digest:
+                    self.snapshot = self._load(digest)
+                    self.loaded_at = time.time()
+                # also reached when files return to the last good content after a bad write
+                self.status = "ok" if self.snapshot.prod else "degraded: registry has no prod model"
+            except Exception as exc:  # any failure keeps the last good snapshot
+                self.status = f"degraded: {type(exc).__name__}: {exc}"
+                self._stat_key = None  # a file caught mid-write: look again next time
+            return self.status
+
+    def _load(self, digest: str) -> Snapshot:
+        registry_file, canary_file, weights_file = self.files
+        registry = load_registry(registry_file, missing_ok=True)
+        base = registry_file.parent
+        previous = {r.model_id: r for r in (self.snapshot.prod, self.snapshot.candidate) if r}
+
+        def release(entry: Any, role: str) -> LoadedRelease | None:
+            if entry is None:
+                return None
+            reused = previous.get(entry.id)
+            if reused is not None and reused.entry == entry:
+                return LoadedRelease(role, entry, reused.lgbm, reused.deep, reused.calibrators)
+            return load_release(entry, base, role)
+
+        return Snapshot(
+            prod=release(registry.prod, "prod"),
+            candidate=release(registry.candidate, "candidate"),
+            canary=load_canary_policy(canary_file),
+            weights=load_weights(weights_file),
+            digest=digest,
+        )

@@ -1,0 +1,87 @@
+"""App factory: `uvicorn serving.app:create_app --factory`.
+
+The lifespan builds one PredictionService per worker process from the settings
+(env file named by LEVIBOT_ENV_FILE, default env.yaml, plus LEVIBOT_* variables).
+Errors become JSON 4xx/503 answers with a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from levibot.io import CorruptFileError
+from levibot.online.service import PredictionService, ServiceUnavailable, UnknownSymbolError
+from levibot.registry import RegistryError
+from levibot.settings import Settings, SettingsError, load_settings
+from serving import metrics
+from serving.routes import admin, health, predict
+
+log = logging.getLogger("levibot.serving")
+
+
+def create_app(
+    settings: Settings | None = None, service: PredictionService | None = None
+) -> FastAPI:
+    """Build the app; tests pass settings (or a ready service), uvicorn passes nothing."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service is not None:
+            app.state.service = service
+        else:
+            app.state.service = PredictionService(
+                settings or load_settings(os.environ.get("LEVIBOT_ENV_FILE", "env.yaml"))
+            )
+        yield
+
+    app = FastAPI(
+        title="LeviBot",
+        description="ML trading signals with a canary, shadow logs and paper trading.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(predict.router)
+    app.include_router(admin.router)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": message})
+
+    @app.exception_handler(UnknownSymbolError)
+    async def unknown_symbol(_: Request, exc: UnknownSymbolError) -> JSONResponse:
+        return error(404, str(exc.args[0]))
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        status = 409 if isinstance(exc, RegistryError | SettingsError | CorruptFileError) else 422
+        return error(status, str(exc))
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")  # the traceback goes to the log, not the client
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.LATENCY.labels(path, request.method, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        response.headers["X-Worker-Pid"] = str(os.getpid())  # which worker answered
+        return response
+
+    return app

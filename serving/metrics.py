@@ -1,0 +1,111 @@
+"""Prometheus metrics, correct under several worker processes.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``make serve`` sets it), prometheus_client's
+multiprocess mode aggregates counters and histograms over workers and gauges keep the
+most recent value written by any worker; without it a normal registry is used (tests).
+Scrape-time gauges (staleness, kill-switch, ECE, Sharpe, ...) are refreshed by the
+worker that answers the scrape.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pandas as pd
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+
+from levibot.online.service import PredictionService
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return Gauge(name, doc, labels, multiprocess_mode="mostrecent")
+
+
+MODEL_ECE = _gauge(
+    "levibot_ml_model_ece", "Calibrated ECE of the served models", ("model", "variant")
+)
+STALENESS = _gauge(
+    "levibot_ml_feature_staleness_seconds", "Age of the newest closed bar", ("symbol",)
+)
+DRIFT_PSI = _gauge(
+    "levibot_ml_drift_psi", "PSI per feature from the last drift check", ("feature",)
+)
+DRIFT_EVENTS = Counter("levibot_ml_drift_events", "Drift checks at warning/critical", ("severity",))
+ENSEMBLE_WEIGHT = _gauge("levibot_ensemble_weight", "Current ensemble weight", ("model",))
+UNCERTAINTY = _gauge(
+    "levibot_ml_uncertainty", "MC-dropout std of p_up, last prediction", ("symbol",)
+)
+PAPER_PNL = _gauge("levibot_paper_pnl", "Paper PnL of closed trades", ("model", "window"))
+MODEL_SHARPE = _gauge("levibot_ml_model_sharpe", "Test-window Sharpe of the policy", ("model",))
+MODEL_MAX_DD = _gauge("levibot_ml_model_max_dd", "Test-window max drawdown", ("model",))
+KILL_SWITCH = _gauge("levibot_kill_switch", "1 while the kill-switch is on")
+CONFIDENCE = Histogram(
+    "levibot_ml_prediction_confidence",
+    "|p_up - 0.5| of served predictions",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
+)
+PREDICTIONS = Counter(
+    "levibot_predictions", "Served predictions", ("endpoint", "variant", "signal")
+)
+LATENCY = Histogram(
+    "levibot_http_request_duration_seconds",
+    "Request latency",
+    ("route", "method", "status"),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+
+
+def observe_prediction(endpoint: str, response: dict[str, Any]) -> None:
+    PREDICTIONS.labels(endpoint, response["variant"], response["signal"]).inc()
+    CONFIDENCE.observe(response["confidence"])
+    if "epistemic" in response:
+        UNCERTAINTY.labels(response["symbol"]).set(response["epistemic"])
+
+
+def refresh_scrape_gauges(service: PredictionService) -> None:
+    """Values read from shared state at scrape time."""
+    snapshot = service.snapshot()
+    for symbol, seconds in service.staleness(snapshot).items():
+        STALENESS.labels(symbol).set(seconds if math.isfinite(seconds) else -1)
+    KILL_SWITCH.set(1 if service.kill_switch.is_on() else 0)
+    for name, weight in snapshot.weights.items():
+        ENSEMBLE_WEIGHT.labels(name).set(weight)
+    for variant, release in (("prod", snapshot.prod), ("canary", snapshot.candidate)):
+        if release is None:
+            continue
+        for kind in ("lgbm", "deep"):
+            MODEL_ECE.labels(kind, variant).set(release.ece(kind))
+        metrics = release.entry.models["lgbm"].metrics
+        MODEL_SHARPE.labels(release.role).set(metrics.get("policy_sharpe", 0.0))
+        MODEL_MAX_DD.labels(release.role).set(metrics.get("policy_max_drawdown", 0.0))
+    now = service.clock()
+    trades = service.shadow.trades(since=now - pd.Timedelta(days=7))
+    for role in ("prod", "candidate"):
+        mine = trades[trades["model"] == role]
+        for window, days in (("1d", 1), ("7d", 7)):
+            recent = mine[mine["exit_time"] >= now - pd.Timedelta(days=days)]
+            PAPER_PNL.labels(role, window).set(float(recent["pnl"].sum()))
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text (aggregated over workers in multiprocess mode)."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        ProcessCollector(registry=registry)  # RSS etc. of the worker answering the scrape
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

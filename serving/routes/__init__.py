@@ -1,0 +1,1 @@
+"""Routers: predictions, health/status, admin."""

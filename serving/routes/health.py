@@ -1,0 +1,83 @@
+"""Read-only status endpoints (open, no token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Response
+
+from levibot.io import read_json
+from levibot.online.service import PredictionService
+from serving import metrics
+from serving.deps import get_service
+from serving.schemas import AutomationStatus, Health, ModelStatus
+
+router = APIRouter(tags=["status"])
+Service = Annotated[PredictionService, Depends(get_service)]
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(service: Service) -> dict:
+    return service.health()
+
+
+@router.get("/ml/model/status", response_model=ModelStatus)
+def model_status(service: Service) -> dict:
+    snapshot = service.snapshot()
+
+    def info(release) -> dict | None:
+        if release is None:
+            return None
+        entry = release.entry
+        return {
+            "model_id": entry.id,
+            "role": release.role,
+            "trained_at": entry.trained_at.isoformat(),
+            "policy": entry.policy.model_dump(),
+            "calibration": {
+                k: m.calibration.model_dump(exclude={"artifact"}) for k, m in entry.models.items()
+            },
+            "metrics": {k: m.metrics for k, m in entry.models.items()},
+        }
+
+    return {
+        "prod": info(snapshot.prod),
+        "candidate": info(snapshot.candidate),
+        "registry_status": service.watcher.status,
+        "ensemble_weights": snapshot.weights,
+    }
+
+
+@router.get("/automation/status", response_model=AutomationStatus)
+def automation_status(service: Service) -> dict:
+    snapshot = service.snapshot()
+    marathon_file = service.paths.root / "marathon.json"
+    started = read_json(marathon_file).get("started_at") if marathon_file.exists() else None
+    elapsed = (service.clock() - pd.Timestamp(started)).total_seconds() / 3600 if started else None
+    drift_file = service.settings.registry_dir / "drift" / "latest.json"
+    drift = read_json(drift_file).get("status") if drift_file.exists() else None
+    counts = service.shadow.counts()
+    return {
+        "marathon_running": started is not None,
+        "marathon_started_at": started,
+        "elapsed_hours": elapsed,
+        "canary_fraction": snapshot.canary.fraction if snapshot.canary.enabled else 0.0,
+        "predictions_logged": counts.get("predictions", {}),
+        "paper_trades_logged": counts.get("trades", {}),
+        "last_drift_status": drift,
+        "ensemble_weights": snapshot.weights,
+    }
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics(service: Service) -> Response:
+    metrics.refresh_scrape_gauges(service)
+    body, content_type = metrics.render()
+    return Response(content=body, media_type=content_type)
+
+
+@router.get("/ping", include_in_schema=False)
+def ping() -> dict:
+    """Trivial endpoint: the baseline `make bench` compares predictions against."""
+    return {"ok": True}

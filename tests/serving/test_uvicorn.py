@@ -1,0 +1,143 @@
+"""The real server: uvicorn with 2 worker processes on a free loopback port.
+
+Concurrent requests, the kill-switch seen by both workers, hot reload in both, whole
+shadow-log lines, and logged line counts equal to request counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from levibot.io import write_json_atomic
+
+pytestmark = pytest.mark.slow
+TOKEN = "uvicorn-test-token"
+PATHS = ("/ml/predict", "/ml/predict_deep", "/ml/predict_ensemble")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(trained_root, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(trained_root, root)
+    env_file = root / "env.yaml"
+    env_file.write_text(yaml.safe_dump({
+        "symbols": "BTCUSDT,ETHUSDT", "data_dir": str(root / "data"),
+        "registry_dir": str(root / "registry"), "timeframe": "15m",
+    }))  # fmt: skip
+    prom_dir = tmp_path / "prom"
+    prom_dir.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env.update(LEVIBOT_ENV_FILE=str(env_file), LEVIBOT_ADMIN_TOKEN=TOKEN,
+               PROMETHEUS_MULTIPROC_DIR=str(prom_dir))  # fmt: skip
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError((tmp_path / "server.log").read_text())
+            time.sleep(0.3)
+        yield base, root
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def get_many(base: str, n: int, *, threads: int = 8) -> list[httpx.Response]:
+    def one(i: int) -> httpx.Response:
+        with httpx.Client(timeout=30) as client:
+            return client.get(
+                f"{base}{PATHS[i % 3]}",
+                params={"symbol": ("BTCUSDT", "ETHUSDT")[i % 2]},
+                headers={"X-Client-Id": f"client-{i % 17}"},
+            )
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def prediction_lines(root: Path) -> list[str]:
+    lines = []
+    for path in sorted((root / "data" / "serving" / "logs").glob("predictions_*.jsonl")):
+        lines += path.read_text().splitlines()
+    return lines
+
+
+def test_two_workers_share_state_and_log_whole_lines(server):
+    base, root = server
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (
+        httpx.post(
+            f"{base}/canary", params={"enabled": "true", "fraction": 0.5}, headers=auth
+        ).status_code
+        == 200
+    )
+
+    responses = get_many(base, 120)
+    assert all(r.status_code == 200 for r in responses), [
+        r.text for r in responses if r.status_code != 200
+    ]
+    assert len({r.headers["X-Worker-Pid"] for r in responses}) == 2  # both workers answered
+    assert {r.json()["variant"] for r in responses} == {"prod", "canary"}
+
+    assert httpx.post(f"{base}/ml/kill", params={"enabled": "true"}, headers=auth).json()[
+        "kill_switch"
+    ]
+    killed = get_many(base, 40)
+    assert len({r.headers["X-Worker-Pid"] for r in killed}) == 2
+    assert all((r.json()["signal"], r.json()["reason"]) == ("HOLD", "kill_switch") for r in killed)
+    httpx.post(f"{base}/ml/kill", params={"enabled": "false"}, headers=auth)
+
+    write_json_atomic(
+        root / "registry" / "ensemble_weights.json", {"weights": {"lgbm": 0.9, "deep": 0.1}}
+    )
+    time.sleep(1.5)  # the watchers look at most every 0.5 s
+    reloaded = [r for r in get_many(base, 30) if r.request.url.path == "/ml/predict_ensemble"]
+    assert all(r.json()["weights"] == {"lgbm": 0.9, "deep": 0.1} for r in reloaded)
+
+    lines = prediction_lines(root)
+    records = [json.loads(line) for line in lines]  # every line is whole JSON
+    total_requests = 120 + 40 + 30
+    assert len(records) == 2 * total_requests  # served + shadow for every request
+    assert sum(r["served"] for r in records) == total_requests
+
+    metrics_text = httpx.get(f"{base}/metrics").text
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics_text.splitlines()
+        if line.startswith("levibot_predictions_total{")
+    )
+    assert counted == total_requests  # aggregated over both workers
