@@ -10,10 +10,10 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lab lint format clean
+.PHONY: help install run test lab lint format clean serve bench check-ops
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements/constraints.txt ops/jupyter/*.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,22 @@ $(STAMP): pyproject.toml requirements/constraints.txt ops/jupyter/*.json
 
 install: $(STAMP) ## create .venv and install the project with pinned dependencies
 
-run: $(STAMP) ## build the pipeline on the embedded default data (reports/ingest.html)
+run: $(STAMP) ## build the pipeline on the embedded default data (reports/, registry/)
 	$(BIN)/ploomber build
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
+
+SERVE_WORKERS ?= 2
+PROM_DIR := data/serving/prometheus
+serve: $(STAMP) ## start the API on 127.0.0.1:8000 (needs a trained registry: make run)
+	rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
+	PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) $(BIN)/uvicorn serving.app:create_app --factory \
+		--host 127.0.0.1 --port 8000 --workers $(SERVE_WORKERS)
+
+bench: $(STAMP) ## serving benchmark: req/s and p50/p99 vs a trivial endpoint, RSS
+	@test -f registry/model_registry.json || $(MAKE) run
+	$(BIN)/python bench/bench_serving.py
 
 LAB_ARGS ?=
 lab: $(STAMP) ## open the notebooks in JupyterLab (parameters injected, not saved)
@@ -43,6 +54,12 @@ lint: $(STAMP) ## ruff lint + format check
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+check-ops: ## validate ops/prometheus with promtool (installs it via apt if missing)
+	command -v promtool || (apt-get update && apt-get install -y --no-install-recommends prometheus)
+	promtool check config ops/prometheus/prometheus.yml
+	promtool check rules ops/prometheus/alerts.yml
+	promtool test rules ops/prometheus/alerts_test.yml
 
 clean: ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache
