@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,7 +25,8 @@ class FeatureFeed:
         self.store = store
         self.rows = rows
         self.clock = clock
-        self._cache: dict[str, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self._cache: dict[tuple[str, int | None], tuple[tuple, pd.DataFrame]] = {}
+        self._paths: dict[str, Path] = {}
         self._lock = threading.Lock()
 
     def latest(self, symbol: str, n: int | None = None) -> pd.DataFrame:
@@ -32,17 +34,18 @@ class FeatureFeed:
 
         Raises FileNotFoundError when the symbol has no stored features.
         """
-        path = self.store.path(symbol)
+        path = self._paths.get(symbol)
+        if path is None:
+            path = self._paths.setdefault(symbol, self.store.path(symbol))
         stat = os.stat(path)
-        key = (stat.st_mtime_ns, stat.st_size)
-        cached = self._cache.get(symbol)
+        key = (stat.st_mtime_ns, stat.st_size, n)
+        cached = self._cache.get((symbol, n))
         if cached is None or cached[0] != key:
             with self._lock:
                 frame = self.store.tail(symbol, max(self.rows, n or 0))
-                self._cache[symbol] = (key, frame)
-            cached = self._cache[symbol]
-        frame = cached[1]
-        return frame if n is None else frame.iloc[-n:]
+                cached = (key, frame if n is None else frame.iloc[-n:])
+                self._cache[(symbol, n)] = cached
+        return cached[1]
 
     def staleness_seconds(self, symbol: str) -> float:
         """now - close time of the newest bar (the store's definition, on the feed's clock)."""

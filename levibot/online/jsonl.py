@@ -20,12 +20,14 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from levibot.io import FILE_MODE, CorruptFileError
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _clean(value: Any) -> Any:
@@ -54,17 +56,42 @@ def _clean(value: Any) -> Any:
 
 
 def dumps_line(record: Mapping[str, Any]) -> str:
-    """`record` as one JSON line (keys sorted, NaN/inf as null, unknown types as str)."""
+    """`record` as one JSON line (keys sorted, NaN/inf as null, unknown types as str).
+
+    Plain records (str/int/float/bool/None values, the hot path's) are dumped directly;
+    anything else (NaN, numpy, timestamps, nesting) goes through `_clean` first.
+    """
+    if all(type(v) in _PLAIN for v in record.values()):
+        try:
+            return json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+        except ValueError:  # NaN/inf: fall through to the cleaning path
+            pass
     return json.dumps(_clean(record), sort_keys=True, default=str, allow_nan=False) + "\n"
 
 
 def append_jsonl(path: Path | str, record: Mapping[str, Any], *, fsync: bool = False) -> None:
     """Append `record` as one whole line to `path` (created with its folder if missing)."""
-    data = dumps_line(record).encode("utf-8")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    append_jsonl_lines(path, [record], fsync=fsync)
+
+
+def _open_for_append(path: Path) -> int:
     # O_RDWR rather than O_WRONLY only to read the last byte (the torn-line check).
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except FileNotFoundError:  # first line of the day in a new folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, FILE_MODE)
+
+
+def append_jsonl_lines(
+    path: Path | str, records: Sequence[Mapping[str, Any]], *, fsync: bool = False
+) -> None:
+    """Append several records as whole lines with one lock and one write (hot path)."""
+    data = "".join(dumps_line(record) for record in records).encode("utf-8")
+    if not data:
+        return
+    fd = _open_for_append(Path(path))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:

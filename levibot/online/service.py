@@ -72,6 +72,17 @@ class ServingPaths:
     audit = property(lambda self: self.root / "audit.jsonl")
 
 
+@dataclass(frozen=True)
+class BarView:
+    """The newest rows of a symbol plus what every request derives from them, once."""
+
+    rows: pd.DataFrame
+    bar: pd.Timestamp
+    bar_iso: str
+    close: float
+    closed_at_ns: int  # bar close time, for staleness without Timestamp arithmetic
+
+
 def weights_path(settings: Settings) -> Path:
     return settings.registry_dir / "ensemble_weights.json"
 
@@ -103,6 +114,7 @@ class PredictionService:
         self._cache: dict[tuple, dict[str, Any]] = {}
         self._cache_bar: dict[str, pd.Timestamp] = {}
         self._acted: dict[tuple[str, str, str], pd.Timestamp] = {}
+        self._views: dict[str, BarView] = {}
         self._open: dict[tuple[str, str], bool] = {}
         self._rng = random.Random(seed)
         self.started = time.time()
@@ -121,7 +133,7 @@ class PredictionService:
             )
         return symbol
 
-    def _rows(self, symbol: str, snapshot: Snapshot) -> pd.DataFrame:
+    def _view(self, symbol: str, snapshot: Snapshot) -> BarView:
         need = max(r.history_needed for r in (snapshot.prod, snapshot.candidate) if r)
         try:
             rows = self.feed.latest(symbol, need)
@@ -129,13 +141,20 @@ class PredictionService:
             raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest") from exc
         if rows.empty:
             raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest")
-        return rows
+        cached = self._views.get(symbol)
+        if cached is not None and cached.rows is rows:  # the feed hands out the same frame
+            return cached
+        bar = rows.index[-1]
+        view = BarView(rows, bar, bar.isoformat(), float(rows["close"].iloc[-1]),
+                       (bar + self.store.bar_length).value)  # fmt: skip
+        self._views[symbol] = view
+        return view
 
     def _output(
         self, snapshot: Snapshot, release: LoadedRelease, kind: str, symbol: str,
-        rows: pd.DataFrame, n_samples: int,
+        view: BarView, n_samples: int,
     ) -> dict[str, Any]:  # fmt: skip
-        bar = rows.index[-1]
+        bar, rows = view.bar, view.rows
         if self._cache_bar.get(symbol) != bar:  # new bar: forget the old bar's outputs
             self._cache = {k: v for k, v in self._cache.items() if k[2] != symbol}
             self._cache_bar[symbol] = bar
@@ -155,8 +174,8 @@ class PredictionService:
         elif kind == "deep":
             out = release.predict_deep(rows, n_samples=n_samples, seed=_mc_seed(symbol, bar))
         else:
-            lgbm = self._output(snapshot, release, "lgbm", symbol, rows, n_samples)
-            deep = self._output(snapshot, release, "deep", symbol, rows, n_samples)
+            lgbm = self._output(snapshot, release, "lgbm", symbol, view, n_samples)
+            deep = self._output(snapshot, release, "deep", symbol, view, n_samples)
             w = snapshot.weights
             out = {
                 "p_up": w["lgbm"] * lgbm["p_up"] + w["deep"] * deep["p_up"],
@@ -204,19 +223,19 @@ class PredictionService:
         snapshot: Snapshot,
         release: LoadedRelease,
         symbol: str,
-        rows: pd.DataFrame,
+        view: BarView,
         staleness: float,
     ) -> None:
         """Let the release's paper book act once on this bar (idempotent across workers)."""
-        bar = rows.index[-1]
+        bar = view.bar
         memo = (release.role, release.model_id, symbol)
-        if self._acted.get(memo) == bar:
+        if self._acted.get(memo) is bar:
             return
-        p_up = self._output(snapshot, release, POLICY_KIND, symbol, rows, 0)["p_up"]
+        p_up = self._output(snapshot, release, POLICY_KIND, symbol, view, 0)["p_up"]
         signal, _reason = self._decide(snapshot, release, symbol, p_up, staleness)
         book = self.books[release.role]
         trade = book.on_bar(
-            symbol, bar, float(rows["close"].iloc[-1]), signal, policy=release.policy,
+            symbol, bar, view.close, signal, policy=release.policy,
             model_id=release.model_id, allow_entry=not self.kill_switch.is_on(),
         )  # fmt: skip
         if trade is not None:
@@ -235,9 +254,8 @@ class PredictionService:
             raise ValueError(f"n_samples must be between 1 and {MAX_N_SAMPLES}, got {n_samples}")
         snapshot = self.snapshot()
         self.check_symbol(snapshot, symbol)
-        rows = self._rows(symbol, snapshot)
-        bar = rows.index[-1]
-        staleness = float((self.clock() - (bar + self.store.bar_length)).total_seconds())
+        view = self._view(symbol, snapshot)
+        staleness = (self.clock().value - view.closed_at_ns) / 1e9
         is_open, _why = self.canary_open(snapshot)
         variant = assign_variant(
             fraction=snapshot.canary.fraction,
@@ -248,32 +266,34 @@ class PredictionService:
         releases = {PROD: snapshot.prod, CANARY: snapshot.candidate}
         request_id = request_id or uuid.uuid4().hex
         served: dict[str, Any] | None = None
+        lines = []
         for name, release in releases.items():
             if release is None:
                 continue
-            self._paper(snapshot, release, symbol, rows, staleness)
-            out = self._output(snapshot, release, kind, symbol, rows, n_samples)
+            self._paper(snapshot, release, symbol, view, staleness)
+            out = self._output(snapshot, release, kind, symbol, view, n_samples)
             signal, reason = self._decide(snapshot, release, symbol, out["p_up"], staleness)
             is_served = name == variant
-            self.shadow.log_prediction({
+            lines.append({
                 "request_id": request_id, "endpoint": ENDPOINTS[kind], "symbol": symbol,
-                "bar_time": bar.isoformat(), "variant": name, "role": release.role,
+                "bar_time": view.bar_iso, "variant": name, "role": release.role,
                 "model_id": release.model_id, "p_up": out["p_up"], "signal": signal,
                 "reason": reason, "served": is_served,
             })  # fmt: skip
             if is_served:
-                served = self._response(snapshot, release, name, kind, symbol, bar, out, signal,
+                served = self._response(snapshot, release, name, kind, symbol, view, out, signal,
                                         reason, staleness, request_id)  # fmt: skip
+        self.shadow.log_predictions(lines)  # served + shadow line in one locked write
         assert served is not None  # prod always exists past check_symbol
         return served
 
-    def _response(self, snapshot, release, variant, kind, symbol, bar, out, signal, reason,
+    def _response(self, snapshot, release, variant, kind, symbol, view, out, signal, reason,
                   staleness, request_id) -> dict[str, Any]:  # fmt: skip
         p_up = float(out["p_up"])
         policy = release.policy
         response = {
             "symbol": symbol,
-            "bar_time": bar.isoformat(),
+            "bar_time": view.bar_iso,
             "p_up": p_up,
             "p_down": 1.0 - p_up,
             "confidence": signal_confidence(p_up),

@@ -28,14 +28,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from levibot.online.jsonl import append_jsonl, scan_jsonl
+from levibot.online.jsonl import append_jsonl_lines, scan_jsonl
 from levibot.timeframe import to_utc
 
 PREDICTION_COLUMNS = [
@@ -88,6 +88,7 @@ class ShadowLog:
         self.fsync = fsync
         self._count_cache: dict[Path, tuple[tuple[int, int, int], Counter[str], int]] = {}
         self._cache_lock = threading.Lock()
+        self._paths: dict[tuple[str, date], Path] = {}
 
     # ------------------------------------------------------------------ writing
 
@@ -99,19 +100,29 @@ class ShadowLog:
         """Append a closed paper trade; returns what was written."""
         return self._append("trades", record)
 
+    def log_predictions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Several prediction records (served + shadow) in one locked write."""
+        return self._append_many("predictions", records)
+
     def _append(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        return self._append_many(kind, [record])[0]
+
+    def _append_many(self, kind: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         now = to_utc(self.clock())
-        row = dict(record)
-        if row.get("ts") is None:
-            row["ts"] = now.isoformat()
-        append_jsonl(self.path_for(kind, now.date()), row, fsync=self.fsync)
-        return row
+        stamp = now.isoformat()
+        rows = [{**record, "ts": record.get("ts") or stamp} for record in records]
+        append_jsonl_lines(self.path_for(kind, now.date()), rows, fsync=self.fsync)
+        return rows
 
     def path_for(self, kind: str, day: date) -> Path:
         """The file of `kind` ("predictions" or "trades") for one UTC day."""
-        if kind not in ("predictions", "trades"):
-            raise ValueError(f"kind must be 'predictions' or 'trades', got {kind!r}")
-        return self.directory / f"{kind}_{day:%Y%m%d}.jsonl"
+        key = (kind, day)
+        path = self._paths.get(key)
+        if path is None:
+            if kind not in ("predictions", "trades"):
+                raise ValueError(f"kind must be 'predictions' or 'trades', got {kind!r}")
+            path = self._paths[key] = self.directory / f"{kind}_{day:%Y%m%d}.jsonl"
+        return path
 
     # ------------------------------------------------------------------ reading
 

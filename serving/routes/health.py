@@ -78,6 +78,6 @@ def prometheus_metrics(service: Service) -> Response:
 
 
 @router.get("/ping", include_in_schema=False)
-def ping() -> dict:
+async def ping() -> dict:
     """Trivial endpoint: the baseline `make bench` compares predictions against."""
     return {"ok": True}

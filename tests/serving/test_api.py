@@ -12,6 +12,7 @@ from levibot.data.store import FeatureStore
 from levibot.online.service import PredictionService
 from levibot.registry import canary_policy_path, registry_path, update_canary_policy
 from serving.app import create_app
+from serving.schemas import DeepPrediction, EnsemblePrediction, Prediction
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,11 +41,12 @@ def test_health_reports_models_staleness_and_state(client, service):
 
 
 @pytest.mark.parametrize(
-    ("path", "extra"),
-    [("/ml/predict", set()), ("/ml/predict_deep", {"mu", "epistemic", "aleatoric"}),
-     ("/ml/predict_ensemble", {"weights", "components"})],
+    ("path", "extra", "schema"),
+    [("/ml/predict", set(), Prediction),
+     ("/ml/predict_deep", {"mu", "epistemic", "aleatoric"}, DeepPrediction),
+     ("/ml/predict_ensemble", {"weights", "components"}, EnsemblePrediction)],
 )  # fmt: skip
-def test_predictions_answer_every_field(client, path, extra):
+def test_predictions_answer_every_field(client, path, extra, schema):
     response = client.get(path, params={"symbol": "btcusdt"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -55,6 +57,9 @@ def test_predictions_answer_every_field(client, path, extra):
     assert body["variant"] == "prod"  # canary disabled by default
     assert body["exit_threshold"] < body["entry_threshold"]
     assert extra <= set(body)
+    assert (
+        schema.model_validate(body).model_dump(exclude_unset=True) == body
+    )  # the documented shape
 
 
 def test_second_request_on_the_same_bar_is_a_cache_hit(client, service, monkeypatch):
