@@ -80,7 +80,7 @@ def refresh_scrape_gauges(service: PredictionService) -> None:
     """Values read from shared state at scrape time."""
     snapshot = service.snapshot()
     for symbol, seconds in service.staleness(snapshot).items():
-        STALENESS.labels(symbol).set(seconds if math.isfinite(seconds) else -1)
+        STALENESS.labels(symbol).set(seconds if seconds is not None else math.inf)
     KILL_SWITCH.set(1 if service.kill_switch.is_on() else 0)
     for name, weight in snapshot.weights.items():
         ENSEMBLE_WEIGHT.labels(name).set(weight)

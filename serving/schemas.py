@@ -39,8 +39,8 @@ class EnsemblePrediction(DeepPrediction):
 
 
 class Staleness(BaseModel):
-    worst: float
-    per_symbol: dict[str, float]
+    worst: float | None = Field(description="None when a symbol has no features at all")
+    per_symbol: dict[str, float | None]
 
 
 class CanaryState(BaseModel):

@@ -315,29 +315,32 @@ class PredictionService:
 
     # ------------------------------------------------------------------ status + admin
 
-    def staleness(self, snapshot: Snapshot | None = None) -> dict[str, float]:
+    def staleness(self, snapshot: Snapshot | None = None) -> dict[str, float | None]:
+        """Seconds since each symbol's newest bar closed; None when it has no features."""
         snapshot = snapshot or self.snapshot()
-        out = {}
+        out: dict[str, float | None] = {}
         for symbol in snapshot.symbols or self.settings.symbols:
             try:
                 out[symbol] = self.feed.staleness_seconds(symbol)
             except (FileNotFoundError, IndexError):
-                out[symbol] = float("inf")
+                out[symbol] = None
         return out
 
     def health(self) -> dict[str, Any]:
         snapshot = self.snapshot()
         staleness = self.staleness(snapshot)
-        worst = max(staleness.values()) if staleness else float("inf")
-        can_predict = snapshot.prod is not None and all(
-            v != float("inf") for v in staleness.values()
-        )
+        known = [v for v in staleness.values() if v is not None]
+        missing = len(known) < len(staleness)
+        can_predict = snapshot.prod is not None and bool(staleness) and not missing
         is_open, why = self.canary_open(snapshot)
         return {
             "ok": can_predict,
             "prod_model_id": snapshot.prod.model_id if snapshot.prod else None,
             "candidate_model_id": snapshot.candidate.model_id if snapshot.candidate else None,
-            "feature_staleness_sec": {"worst": worst, "per_symbol": staleness},
+            "feature_staleness_sec": {
+                "worst": None if missing or not known else max(known),
+                "per_symbol": staleness,
+            },
             "kill_switch": self.kill_switch.is_on(),
             "canary": {
                 "enabled": snapshot.canary.enabled,

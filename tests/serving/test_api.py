@@ -236,3 +236,31 @@ def test_status_endpoints(client):
     assert model["prod"]["policy"]["entry_threshold"] > model["prod"]["policy"]["exit_threshold"]
     automation = client.get("/automation/status").json()
     assert automation["marathon_running"] is False
+
+
+def test_without_features_health_says_not_ok_and_predict_is_503(client, project):
+    import shutil
+
+    shutil.rmtree(project.data_dir / "store")
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["ok"] is False
+    assert health.json()["feature_staleness_sec"]["per_symbol"]["BTCUSDT"] is None
+    response = client.get("/ml/predict", params={"symbol": "BTCUSDT"})
+    assert response.status_code == 503 and "run the ingest" in response.text
+    assert client.get("/metrics").status_code == 200
+
+
+def test_without_a_registry_every_endpoint_answers_cleanly(project, clock, monkeypatch):
+    import shutil
+
+    shutil.rmtree(project.registry_dir)
+    monkeypatch.setenv("LEVIBOT_ADMIN_TOKEN", TOKEN)
+    service = PredictionService(project, clock=clock)
+    with TestClient(create_app(service=service), raise_server_exceptions=False) as fresh:
+        health = fresh.get("/healthz").json()
+        assert health["ok"] is False and health["registry_status"].startswith("degraded")
+        response = fresh.get("/ml/predict", params={"symbol": "BTCUSDT"})
+        assert response.status_code == 503 and "no prod model" in response.text
+        for path in ("/ml/model/status", "/automation/status", "/metrics"):
+            assert fresh.get(path).status_code == 200, path
