@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from levibot.io import CorruptFileError
+from levibot.online.clock import clock_for
 from levibot.online.service import PredictionService, ServiceUnavailable, UnknownSymbolError
 from levibot.registry import RegistryError
 from levibot.settings import Settings, SettingsError, load_settings
@@ -36,9 +37,11 @@ def create_app(
         if service is not None:
             app.state.service = service
         else:
-            app.state.service = PredictionService(
-                settings or load_settings(os.environ.get("LEVIBOT_ENV_FILE", "env.yaml"))
-            )
+            resolved = settings or load_settings(os.environ.get("LEVIBOT_ENV_FILE", "env.yaml"))
+            clock, mode = clock_for(resolved.data_dir)
+            app.state.service = PredictionService(resolved, clock=clock)
+            if mode != "live":
+                log.warning("levibot serving in %s mode", mode)
         yield
 
     app = FastAPI(

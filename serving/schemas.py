@@ -59,6 +59,8 @@ class Health(BaseModel):
     canary: CanaryState
     registry_status: str
     uptime_sec: float
+    clock: str = Field(description="live, or replay (a marathon replay drives the clock)")
+    now: str
 
 
 class KillSwitchState(BaseModel):

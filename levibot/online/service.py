@@ -18,7 +18,6 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,6 +27,7 @@ from levibot.online.audit import AuditLog
 from levibot.online.clock import Clock, system_clock
 from levibot.online.feed import FeatureFeed
 from levibot.online.killswitch import KillSwitch
+from levibot.online.layout import ENDPOINTS, ServingPaths, weights_path
 from levibot.online.models import LoadedRelease
 from levibot.online.paper import PaperBook
 from levibot.online.routing import CANARY, PROD, assign_variant
@@ -43,7 +43,6 @@ from levibot.registry import (
 from levibot.settings import Settings
 
 KINDS = ("lgbm", "deep", "ensemble")
-ENDPOINTS = {"lgbm": "/ml/predict", "deep": "/ml/predict_deep", "ensemble": "/ml/predict_ensemble"}
 POLICY_KIND = "lgbm"
 MAX_N_SAMPLES = 200
 
@@ -57,22 +56,6 @@ class ServiceUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ServingPaths:
-    """Where one server keeps its state (all under the data directory)."""
-
-    root: Path
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> ServingPaths:
-        return cls(settings.data_dir / "serving")
-
-    logs = property(lambda self: self.root / "logs")
-    paper = property(lambda self: self.root / "paper")
-    kill_switch = property(lambda self: self.root / "kill_switch.json")
-    audit = property(lambda self: self.root / "audit.jsonl")
-
-
-@dataclass(frozen=True)
 class BarView:
     """The newest rows of a symbol plus what every request derives from them, once."""
 
@@ -81,10 +64,6 @@ class BarView:
     bar_iso: str
     close: float
     closed_at_ns: int  # bar close time, for staleness without Timestamp arithmetic
-
-
-def weights_path(settings: Settings) -> Path:
-    return settings.registry_dir / "ensemble_weights.json"
 
 
 def _mc_seed(symbol: str, bar_time: pd.Timestamp) -> int:
@@ -350,6 +329,8 @@ class PredictionService:
             },
             "registry_status": self.watcher.status,
             "uptime_sec": time.time() - self.started,
+            "clock": "live" if self.clock is system_clock else "replay",
+            "now": self.clock().isoformat(),
         }
 
     def set_kill_switch(self, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from levibot.io import read_json
+from levibot.online.layout import DEFAULT_WEIGHTS
 from levibot.online.models import LoadedRelease, load_release
 from levibot.registry import CanaryPolicy, load_canary_policy, load_registry
-
-DEFAULT_WEIGHTS = {"lgbm": 0.5, "deep": 0.5}
 
 
 @dataclass(frozen=True)
