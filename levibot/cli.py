@@ -123,6 +123,117 @@ def _add_registry(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     tighten.set_defaults(handler=_cmd_registry_tighten)
 
 
+# ---------------------------------------------------------------------------- tune
+
+
+def _iso_time(text: str) -> str:
+    """--now: any ISO timestamp pandas parses (naive means UTC)."""
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from exc
+    return text
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from levibot.tuning import TuningError, role_policy, run_tuning
+
+    try:
+        settings = load_settings(args.env_file)
+        registry = args.registry if args.registry is not None else registry_path(settings)
+        result = run_tuning(
+            settings, now=args.now, days=args.days, policy=role_policy(registry, "prod")
+        )
+    except TuningError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+    w_opt = "n/a" if result.w_opt is None else f"{result.w_opt:.2f}"
+    print(f"weights: lgbm={result.weights['lgbm']:.3f} deep={result.weights['deep']:.3f}")
+    print(f"w_opt: {w_opt}")
+    print(f"aligned rows: {result.aligned_rows}")
+    print(f"kept previous: {'yes' if result.kept_previous else 'no'}")
+    print(f"reason: {result.reason}")
+    return EXIT_OK
+
+
+def _add_tune(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    tune = sub.add_parser(
+        "tune", parents=[common], help="tune the LightGBM/transformer ensemble weights"
+    )
+    tune.add_argument("--days", type=float, default=3.0, help="days of shadow logs (default 3)")
+    tune.add_argument("--now", type=_iso_time, default=None, help="ISO end of the window")
+    tune.add_argument("--json", action="store_true", help="print the result as JSON")
+    tune.set_defaults(handler=_cmd_tune)
+
+
+# --------------------------------------------------------------------------- drift
+
+DRIFT_EPILOG = """\
+exit codes: 0 ok, 1 warning, 2 critical (the kill switch was turned on),
+3 insufficient data. An error prints one 'error: ...' line and also exits 2,
+so a script that must tell 'critical' from an error should pass --json and read
+"status" (an error prints no JSON).
+"""
+
+
+def _drift_time(text: str) -> str:
+    """--now: an ISO timestamp (naive means UTC)."""
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from exc
+    return text
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from levibot.drift import DriftError, format_table, run_drift_check
+
+    try:
+        result = run_drift_check(
+            load_settings(args.env_file),
+            now=args.now,
+            current_hours=args.hours,
+            reference_path=args.reference,
+            registry_file=args.registry,
+        )
+    except DriftError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(format_table(result))
+    return result.exit_code
+
+
+def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    drift = sub.add_parser(
+        "drift",
+        parents=[common],
+        help="feature drift (PSI/KS) of the newest bars vs the prod training window",
+        description="Per-feature PSI/KS of the newest bars against the prod training "
+        "window; CRITICAL drift turns the kill switch on.",
+        epilog=DRIFT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drift.add_argument("--hours", type=float, default=24.0, help="current window (default 24)")
+    drift.add_argument(
+        "--now", type=_drift_time, default=None, help="ISO end of the window (default: newest bar)"
+    )
+    drift.add_argument(
+        "--reference", type=Path, default=None, help="stored reference .npz (default: fit it now)"
+    )
+    drift.add_argument("--json", action="store_true", help="print the result as JSON")
+    drift.set_defaults(handler=_cmd_drift)
+
+
 # -------------------------------------------------------------------------- main
 
 
@@ -133,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_registry(sub, common)
+    _add_tune(sub, common)
+    _add_drift(sub, common)
     return parser
 
 

@@ -17,7 +17,7 @@ recursion is a causal filter started at a fixed epoch, so a bar depends only on 
 seed, the drift settings and draws up to that bar: any two fetches agree on the bars
 they share, whatever windows they ask for.
 
-Drift scenarios switch on at ``drift_start``: ``vol_shock`` (volatility x3, volume x2),
+Drift scenarios switch on at ``drift_start``: ``vol_shock`` (volatility x5, volume x2),
 ``trend_flip`` (momentum/reversion and the order-book/news effects change sign),
 ``feature_freeze`` (the auxiliary feeds get stuck at their last value).
 """
@@ -200,7 +200,7 @@ class SyntheticMarket:
         if self.drift_scenario == "trend_flip":
             flip[drift_at:] = -1.0
         if self.drift_scenario == "vol_shock":
-            vol_shock[drift_at:] = 3.0
+            vol_shock[drift_at:] = 5.0
         return {
             "regime": regime,
             "trend_dir": trend_dir * flip,
