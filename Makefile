@@ -10,7 +10,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lab lint format clean serve bench check-ops
+.PHONY: help install run test lab lint format clean serve bench marathon check-ops
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt ops/jupyter/*.json
 
 install: $(STAMP) ## create .venv and install the project with pinned dependencies
 
-run: $(STAMP) ## build the pipeline on the embedded default data (reports/, registry/)
+run: $(STAMP) ## the whole pipeline on the embedded data, ending with the marathon decision
 	$(BIN)/ploomber build
+	@$(BIN)/levibot marathon summary || true
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
@@ -39,9 +40,13 @@ serve: $(STAMP) ## start the API on 127.0.0.1:8000 (needs a trained registry: ma
 	PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) $(BIN)/uvicorn serving.app:create_app --factory \
 		--host 127.0.0.1 --port 8000 --workers $(SERVE_WORKERS)
 
-bench: $(STAMP) ## serving benchmark: req/s and p50/p99 vs a trivial endpoint, RSS
+bench: $(STAMP) ## benchmarks: serving req/s and p50/p99 vs a trivial endpoint, RSS; drift check
 	@test -f registry/model_registry.json || $(MAKE) run
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_drift.py
+
+marathon: $(STAMP) ## start a live marathon: pre-flight, canary at 10%, managed API on :8000
+	$(BIN)/levibot marathon start
 
 LAB_ARGS ?=
 lab: $(STAMP) ## open the notebooks in JupyterLab (parameters injected, not saved)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from levibot.io import CorruptFileError
+from levibot.marathon.commands import add_marathon
 from levibot.registry import (
     RegistryError,
     describe,
@@ -27,7 +28,7 @@ from levibot.settings import SettingsError, load_settings
 
 EXIT_OK = 0
 EXIT_ERROR = 2
-EXPECTED_ERRORS = (RegistryError, SettingsError, CorruptFileError, OSError)
+EXPECTED_ERRORS = (RegistryError, SettingsError, CorruptFileError, OSError, RuntimeError)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry(sub, common)
     _add_tune(sub, common)
     _add_drift(sub, common)
+    add_marathon(sub, common)
     return parser
 
 

@@ -539,6 +539,37 @@ def _pooled(
     return pd.concat(parts).sort_index(kind="stable")
 
 
+def current_window(
+    settings: Settings, *, hours: float = 24.0, now: pd.Timestamp | str | None = None
+) -> pd.DataFrame:
+    """The pooled rows a check with these arguments compares (for reports)."""
+    store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+    frames = _read_frames(store, settings.symbols)
+    end = (
+        floor_to_bar(now, settings.timeframe)
+        if now is not None
+        else max(f.index.max() for f in frames.values()) + store.bar_length
+    )
+    return _pooled(frames, end - pd.Timedelta(hours=hours), end)
+
+
+def prod_reference(
+    settings: Settings, *, current_hours: float = 24.0, registry_file: Path | str | None = None
+) -> ReferenceStats:
+    """The prod model's training window as a drift reference, with its ordinary-window
+    baseline measured on windows as long as the checks' (`current_hours`)."""
+    reg_file = Path(registry_file) if registry_file is not None else registry_path(settings)
+    prod = load_registry(reg_file, missing_ok=True).prod
+    if prod is None:
+        raise DriftError(f"{reg_file}: no prod model, so no reference window")
+    frames = _read_frames(FeatureStore(settings.data_dir / "store", prod.timeframe), prod.symbols)
+    train = _pooled(
+        frames, to_utc(prod.data_window.train_start), to_utc(prod.data_window.train_end)
+    )
+    bars = int(pd.Timedelta(hours=current_hours) / timeframe_delta(prod.timeframe))
+    return fit_reference(train, window_rows=len(prod.symbols) * bars)
+
+
 def run_drift_check(
     settings: Settings,
     *,
@@ -577,14 +608,7 @@ def run_drift_check(
         source = {"reference_file": str(reference_path)}
     else:
         assert prod is not None
-        train_start = to_utc(prod.data_window.train_start)
-        train_end = to_utc(prod.data_window.train_end)
-        rows_per_window = len(symbols) * int(
-            pd.Timedelta(hours=current_hours) / timeframe_delta(timeframe)
-        )
-        reference = fit_reference(
-            _pooled(frames, train_start, train_end), window_rows=rows_per_window
-        )
+        reference = prod_reference(settings, current_hours=current_hours, registry_file=reg_file)
         source = {"reference_model": prod.id}
 
     if now is not None:

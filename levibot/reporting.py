@@ -6,6 +6,7 @@ the HTML report) and no figure piles up in memory."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -183,6 +184,101 @@ def plot_sweep_heatmap(release) -> Figure:
     ax.set(
         title=f"{release.role}: threshold sweep", xlabel="entry threshold", ylabel="exit threshold"
     )
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_equity_and_drawdown(equity: Mapping[str, pd.Series]) -> Figure:
+    """Paper equity curves (prod vs canary) and their drawdowns over the marathon."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=[2, 1])
+    for name, curve in equity.items():
+        top.plot(curve.index, curve.to_numpy(), label=name)
+        drawdown = curve.to_numpy() / curve.cummax().to_numpy() - 1
+        bottom.fill_between(curve.index, drawdown, alpha=0.4, label=name)
+    top.set(title="paper equity (net of fees)", ylabel="equity")
+    bottom.set(ylabel="drawdown")
+    top.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_timeline(timeline: Sequence[Mapping]) -> Figure:
+    """Drift status, worst staleness and the kill-switch over the marathon's bars."""
+    frame = pd.DataFrame(timeline)
+    frame["bar"] = pd.to_datetime(frame["bar"])
+    fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
+    levels = {"ok": 0, "warning": 1, "critical": 2, "insufficient_data": -1}
+    if "drift" in frame:
+        drift = frame.dropna(subset=["drift"])
+        axes[0].step(drift["bar"], drift["drift"].map(levels), where="post")
+    axes[0].set(yticks=[-1, 0, 1, 2], yticklabels=["insufficient", "ok", "warning", "critical"],
+                title="drift status")  # fmt: skip
+    axes[1].plot(frame["bar"], frame["staleness"].astype(float))
+    axes[1].axhline(1800, color="red", lw=0.8, ls="--")
+    axes[1].set(ylabel="staleness (s)")
+    axes[2].step(frame["bar"], frame["kill_switch"].astype(int), where="post", color="black")
+    axes[2].set(ylabel="kill-switch", yticks=[0, 1])
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def write_report_index(
+    reports_dir: Path | str, *, title: str, lines: Sequence[str], include: Sequence[str] = ()
+) -> Path:
+    """reports/index.html linking every HTML report of the run, with a short summary.
+
+    `include` names reports written after this call (the calling notebook's own)."""
+    from html import escape
+
+    from levibot.io import write_text_atomic
+
+    reports_dir = Path(reports_dir)
+    names = {p.name for p in reports_dir.glob("*.html")} | set(include)
+    links = "\n".join(
+        f'<li><a href="{name}">{escape(Path(name).stem.replace("_", " "))}</a></li>'
+        for name in sorted(names - {"index.html"})
+    )
+    summary = "\n".join(f"<li>{escape(line)}</li>" for line in lines)
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+        f"<body><h1>{escape(title)}</h1><ul>{summary}</ul><h2>Reports</h2><ul>{links}</ul>"
+        "</body></html>\n"
+    )
+    return write_text_atomic(reports_dir / "index.html", html)
+
+
+def plot_drift(result: Mapping, reference, current: pd.DataFrame, *, top: int = 4) -> Figure:
+    """PSI and KS per feature against the thresholds, and reference-vs-current histograms
+    of the most drifted features (reference drawn from its stored sorted values)."""
+    features = result["features"]
+    frame = pd.DataFrame(features).T.dropna(subset=["psi"]).sort_values("psi")
+    thresholds = result["thresholds"]
+    fig = plt.figure(figsize=(13, 8))
+    grid = fig.add_gridspec(2, top)
+    for col, (metric, warn, crit) in enumerate(
+        (("psi", "psi_warning", "psi_critical"), ("ks", "ks_warning", "ks_critical"))
+    ):
+        ax = fig.add_subplot(grid[0, col * top // 2 : (col + 1) * top // 2])
+        colors = frame["status"].map({"ok": "C2", "warning": "C1", "critical": "C3"}).fillna("grey")
+        ax.barh(frame.index, frame[metric].astype(float), color=colors)
+        ax.axvline(thresholds[warn], color="C1", ls="--", lw=0.8)
+        ax.axvline(thresholds[crit], color="C3", ls="--", lw=0.8)
+        ax.set(title=f"{metric.upper()} per feature ({result['status']})", xscale="log")
+        ax.tick_params(labelsize=7)
+    for col, name in enumerate(frame.index[::-1][:top]):
+        ax = fig.add_subplot(grid[1, col])
+        ref = np.asarray(reference.sorted_values[name], dtype=float)
+        cur = current[name].dropna().to_numpy(float)
+        both = np.concatenate([ref, cur]) if len(cur) else ref
+        low, high = np.nanpercentile(both, [1, 99]) if len(both) else (0, 1)
+        bins = np.linspace(low, high if high > low else low + 1, 40)
+        ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
+        ax.hist(cur, bins=bins, density=True, alpha=0.5, label="current")
+        ax.set_title(f"{name}: PSI {features[name]['psi']:.2f}", fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -53,7 +54,10 @@ def project(tmp_path_factory) -> Path:
     return target
 
 
-TASKS = ("ingest", "train_lgbm", "train_deep", "calibrate_and_sweep")
+TASKS = (
+    "ingest", "train_lgbm", "train_deep", "calibrate_and_sweep", "drift", "ensemble_tuning",
+    "marathon_replay", "evaluate_marathon",
+)  # fmt: skip
 
 
 def test_build_runs_every_task_then_skips_when_up_to_date(project):
@@ -87,6 +91,18 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
         verify_artifacts(entry, project / "registry")
     holdout_start = pd.Timestamp("2026-01-15", tz="UTC") - pd.Timedelta(hours=12)
     assert pd.Timestamp(registry.candidate.data_window.test_end) <= holdout_start
+
+    evaluation = json.loads(
+        (project / "registry" / "runs" / "marathon_evaluation.json").read_text()
+    )
+    assert evaluation["decision"] in {"PROMOTE", "EXTEND", "ROLLBACK"}
+    assert len(evaluation["checks"]) == 5 and evaluation["rules_fired"]
+    replay = json.loads(
+        (project / "data" / "replay" / "latest" / "replay_summary.json").read_text()
+    )
+    assert replay["bars"] == 48 and replay["errors"] == 0  # 12 held-out hours of 15m bars
+    index = (project / "reports" / "index.html").read_text()
+    assert evaluation["decision"] in index and "marathon_evaluation.html" in index
 
     second = build(project)
     assert second.returncode == 0

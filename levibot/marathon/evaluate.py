@@ -1,0 +1,326 @@
+"""The T+48h evaluation: five checks, the promote / extend / rollback rules, evidence.
+
+Checks: (1) realised ECE of the candidate <= 0.05 (<= 0.06 marginal, still counted as
+passed but named), (2) feature staleness <= 1800 s throughout, (3) no feature above its
+drift warning threshold at the end (PSI 0.2 / KS 0.15, raised to the feature's
+ordinary-window baseline: see `levibot.drift`),
+(4) >= 20 shadow (paper) trades of the candidate, (5) API healthy
+(no 5xx, health ok at the end).
+
+Rules: PROMOTE when all five pass, Sharpe_canary >= Sharpe_prod + 0.2, MaxDD_canary <=
+0.9 x MaxDD_prod and no critical incident (kill-switch activation, critical drift, API
+error). ROLLBACK when <= 2 checks pass, a critical drift or staleness event happened,
+or Sharpe_canary < Sharpe_prod - 0.3. Otherwise EXTEND (to 72h). Every rule that fired
+is named in the decision text.
+
+Both paper books are rebuilt as per-bar positions from their trades and scored by the
+one backtest implementation (same fees). 48h of 15m bars is little data, so the Sharpe
+difference comes with a paired moving-block bootstrap 95% interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from levibot.backtest import combine_books, run_backtest
+from levibot.data.store import FeatureStore
+from levibot.io import read_json, write_json_atomic
+from levibot.models.calibration import expected_calibration_error, reliability_table
+from levibot.online.audit import AuditLog
+from levibot.online.shadow_log import ShadowLog
+from levibot.registry import ModelEntry, load_registry, registry_path
+from levibot.settings import Settings
+from levibot.timeframe import periods_per_year
+
+ECE_PASS, ECE_MARGINAL = 0.05, 0.06
+MAX_STALENESS = 1800.0
+MAX_PSI = 0.2
+MIN_TRADES = 20
+SHARPE_MARGIN, DD_RATIO, SHARPE_ROLLBACK = 0.2, 0.9, 0.3
+# the runbook's "Expected results": (target, good, excellent); MaxDD and ECE: lower is better
+EXPECTED = {
+    "sharpe": (1.0, 1.5, 2.0),
+    "win_rate": (0.50, 0.55, 0.60),
+    "max_drawdown": (0.15, 0.10, 0.05),
+    "avg_trade_return": (0.0005, 0.001, 0.002),
+    "ece": (0.06, 0.05, 0.03),
+}
+LOWER_IS_BETTER = {"max_drawdown", "ece"}
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    value: float | int | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "detail": self.detail,
+        }
+
+
+def positions_from_trades(
+    trades: pd.DataFrame, open_positions: dict, index: pd.DatetimeIndex
+) -> pd.Series:
+    """Exposure per bar (decided at the bar's close) rebuilt from a paper book."""
+    held = np.zeros(len(index))
+    for row in trades.itertuples():
+        held[(index >= row.entry_time) & (index < row.exit_time)] = 1.0
+    for position in open_positions.values():
+        held[index >= pd.Timestamp(position["entry_time"])] = 1.0
+    return pd.Series(held, index=index)
+
+
+def _book(role: str, entry: ModelEntry, trades: pd.DataFrame, open_positions: dict,
+          closes: dict[str, pd.Series], timeframe: str):  # fmt: skip
+    mine = trades[trades["model"] == role] if len(trades) else trades
+    books = {}
+    for symbol, close in closes.items():
+        symbol_trades = mine[mine["symbol"] == symbol] if len(mine) else mine
+        symbol_open = {k: v for k, v in open_positions.items() if k == symbol}
+        positions = positions_from_trades(symbol_trades, symbol_open, close.index)
+        books[symbol] = run_backtest(
+            positions, close.pct_change().fillna(0.0), fee_bps=entry.policy.fee_bps,
+            slippage_bps=entry.policy.slippage_bps, timeframe=timeframe,
+        )  # fmt: skip
+    combined = combine_books(books)
+    metrics = dict(combined.metrics)
+    metrics["trade_count"] = len(mine)
+    if len(mine):
+        metrics["win_rate"] = float((mine["return"] > 0).mean())
+        metrics["avg_trade_return"] = float(mine["return"].mean())
+    return combined, metrics
+
+
+def block_bootstrap_sharpe_diff(
+    a: pd.Series, b: pd.Series, *, periods: float, block: int = 8, n: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(point, low, high) of Sharpe(a) - Sharpe(b), paired moving-block bootstrap, 95%."""
+
+    def sharpe(x: np.ndarray) -> np.ndarray:
+        std = x.std(axis=-1, ddof=1)
+        return np.where(std > 0, x.mean(axis=-1) / np.where(std > 0, std, 1) * np.sqrt(periods), 0)
+
+    frame = pd.concat([a, b], axis=1).fillna(0.0).to_numpy()
+    length = len(frame)
+    point = float(sharpe(frame[:, 0]) - sharpe(frame[:, 1]))
+    if length < 2 * block:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, length - block + 1, size=(n, int(np.ceil(length / block))))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n, -1)[:, :length]
+    diffs = sharpe(frame[idx, 0]) - sharpe(frame[idx, 1])
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def _realised_outcomes(
+    predictions: pd.DataFrame, closes: dict[str, pd.Series], horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's logged LightGBM p_up and what the market then did (up = 1)."""
+    rows = predictions[
+        (predictions["role"] == "candidate") & (predictions["endpoint"] == "/ml/predict")
+    ]
+    rows = rows.drop_duplicates(["symbol", "bar_time"], keep="last")
+    ys, ps = [], []
+    for symbol, group in rows.groupby("symbol"):
+        close = closes[symbol]
+        future = close.shift(-horizon)
+        at = group["bar_time"].map(lambda t, c=close: c.get(t, np.nan))
+        ahead = group["bar_time"].map(lambda t, f=future: f.get(t, np.nan))
+        known = at.notna() & ahead.notna()
+        ys.append((ahead[known] > at[known]).astype(float).to_numpy())
+        ps.append(group.loc[known, "p_up"].to_numpy(float))
+    return (np.concatenate(ys), np.concatenate(ps)) if ys else (np.array([]), np.array([]))
+
+
+def rate(metric: str, value: float) -> str:
+    """Below target / Target / Good / Excellent against the runbook's expected results."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    target, good, excellent = EXPECTED[metric]
+    better = (lambda v, t: v <= t) if metric in LOWER_IS_BETTER else (lambda v, t: v >= t)
+    for label, threshold in (("Excellent", excellent), ("Good", good), ("Target", target)):
+        if better(value, threshold):
+            return label
+    return "Below target"
+
+
+def evaluate_marathon(
+    replay: Settings, summary: dict[str, Any], *, out_path: Path | None = None
+) -> dict[str, Any]:
+    """Checks, metrics with a bootstrap CI, incidents and the decision, as a dict (and JSON)."""
+    registry = load_registry(registry_path(replay))
+    if registry.prod is None or registry.candidate is None:
+        raise RuntimeError("the marathon needs both a prod and a candidate in the registry")
+    store = FeatureStore(replay.data_dir / "store", replay.timeframe)
+    start, end = pd.Timestamp(summary["start"]), pd.Timestamp(summary["end"])
+    closes = {}
+    full_closes = {}
+    for symbol in replay.symbols:
+        close = store.read(symbol)["close"]
+        full_closes[symbol] = close
+        closes[symbol] = close.loc[(close.index >= start) & (close.index < end)]
+    shadow = ShadowLog(replay.data_dir / "serving" / "logs")
+    predictions, trades = shadow.predictions(), shadow.trades()
+    books = {}
+    for role, entry in (("prod", registry.prod), ("candidate", registry.candidate)):
+        book_file = replay.data_dir / "serving" / "paper" / f"{role}.json"
+        open_positions = read_json(book_file).get("positions", {}) if book_file.exists() else {}
+        books[role] = _book(role, entry, trades, open_positions, closes, replay.timeframe)
+    (prod_book, prod_metrics), (cand_book, cand_metrics) = books["prod"], books["candidate"]
+    point, low, high = block_bootstrap_sharpe_diff(
+        cand_book.returns, prod_book.returns, periods=periods_per_year(replay.timeframe)
+    )
+    realised_y, realised_p = _realised_outcomes(predictions, full_closes, replay.horizon)
+    ece_rows = len(realised_y)
+    ece = expected_calibration_error(realised_y, realised_p) if ece_rows else float("nan")
+    timeline = summary.get("timeline", [])
+    staleness = [p["staleness"] for p in timeline if p.get("staleness") is not None]
+    max_staleness = max(staleness) if staleness else float("inf")
+    drift_latest = replay.registry_dir / "drift" / "latest.json"
+    psi = read_json(drift_latest) if drift_latest.exists() else {}
+    features = psi.get("features", {})
+    psi_values = {f: v["psi"] for f, v in features.items() if v.get("psi") is not None}
+    drifted = sorted(f for f, v in features.items() if v.get("status") in ("warning", "critical"))
+    max_psi = max(psi_values.values()) if psi_values else float("nan")
+    critical_drift = sum(p.get("drift") == "critical" for p in timeline)
+    audit = AuditLog(replay.data_dir / "serving" / "audit.jsonl").entries()
+    kill_on = sum(  # times the switch went from off to on (not every check that found it on)
+        1
+        for e in audit
+        if "kill" in e["action"]
+        and e.get("details", {}).get("enabled", True)
+        and not e.get("details", {}).get("already_on", False)
+    )
+    errors = int(summary.get("errors", 0))
+    healthy_end = bool(timeline[-1]["ok"]) if timeline else False
+    checks = [
+        Check(
+            "ece",
+            ece <= ECE_MARGINAL,
+            round(ece, 4) if np.isfinite(ece) else None,
+            f"realised ECE of the candidate on {ece_rows} bars: "
+            + (
+                "pass"
+                if ece <= ECE_PASS
+                else "marginal (<= 0.06)"
+                if ece <= ECE_MARGINAL
+                else "fail"
+            ),
+        ),
+        Check(
+            "staleness",
+            max_staleness <= MAX_STALENESS,
+            round(max_staleness, 1),
+            f"worst feature staleness {max_staleness:.0f} s (limit {MAX_STALENESS:.0f})",
+        ),
+        Check(
+            "psi",
+            bool(psi_values) and not drifted,
+            len(drifted),
+            (
+                f"features above their PSI/KS warning threshold at the end: {drifted or 'none'} "
+                f"(PSI > 0.2 raised to each feature's ordinary-window baseline; max raw PSI "
+                f"{max_psi:.2f})"
+            )
+            if psi_values
+            else "no drift result",
+        ),
+        Check(
+            "shadow_trades",
+            cand_metrics["trade_count"] >= MIN_TRADES,
+            cand_metrics["trade_count"],
+            f"{cand_metrics['trade_count']} candidate paper trades (need {MIN_TRADES})",
+        ),
+        Check(
+            "api_healthy",
+            errors == 0 and healthy_end,
+            errors,
+            f"{errors} server errors over {summary.get('requests', 0)} requests; "
+            f"healthy at end: {healthy_end}",
+        ),
+    ]
+    passed = sum(c.passed for c in checks)
+    sharpe_c, sharpe_p = cand_metrics["sharpe"], prod_metrics["sharpe"]
+    dd_c, dd_p = cand_metrics["max_drawdown"], prod_metrics["max_drawdown"]
+    incidents = {
+        "kill_switch_activations": kill_on,
+        "critical_drift_checks": critical_drift,
+        "api_errors": errors,
+    }
+    rollback_rules = []
+    if passed <= 2:
+        rollback_rules.append(f"only {passed}/5 checks passed (<= 2)")
+    if critical_drift:
+        rollback_rules.append(f"critical drift in {critical_drift} drift checks")
+    if max_staleness > MAX_STALENESS:
+        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {MAX_STALENESS:.0f} s")
+    if sharpe_c < sharpe_p - SHARPE_ROLLBACK:
+        rollback_rules.append(
+            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {SHARPE_ROLLBACK}"
+        )
+    promote_rules = {
+        "all five checks passed": passed == 5,
+        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {SHARPE_MARGIN}": sharpe_c
+        >= sharpe_p + SHARPE_MARGIN,
+        f"MaxDD canary {dd_c:.3f} <= {DD_RATIO} x prod {dd_p:.3f}": dd_c <= DD_RATIO * dd_p,
+        f"no critical incidents {incidents}": not any(incidents.values()),
+    }
+    if rollback_rules:
+        decision, fired = "ROLLBACK", rollback_rules
+    elif all(promote_rules.values()):
+        decision, fired = "PROMOTE", list(promote_rules)
+    else:
+        decision = "EXTEND"
+        fired = [f"{passed}/5 checks passed"] + [
+            f"not met: {r}" for r, ok in promote_rules.items() if not ok
+        ]
+        fired.append("extend the marathon to 72h")
+    significant = np.isfinite(low) and (low > 0 or high < 0)
+    evidence = (
+        f"Sharpe difference canary - prod = {point:.2f}, "
+        f"95% block-bootstrap CI [{low:.2f}, {high:.2f}]: "
+        + ("significant" if significant else "not significant (the interval contains 0)")
+    )
+    expected = {
+        role: {m: {"value": metrics.get(m), "rating": rate(m, metrics.get(m))}
+               for m in ("sharpe", "win_rate", "max_drawdown", "avg_trade_return")}
+        for role, metrics in (("prod", prod_metrics), ("candidate", cand_metrics))
+    }  # fmt: skip
+    expected["candidate"]["ece"] = {"value": ece, "rating": rate("ece", ece)}
+    result = {
+        "decision": decision,
+        "rules_fired": fired,
+        "decision_text": f"{decision}: " + "; ".join(fired) + f". {evidence}.",
+        "checks": [c.as_dict() for c in checks],
+        "checks_passed": passed,
+        "metrics": {"prod": prod_metrics, "candidate": cand_metrics},
+        "sharpe_difference": {
+            "point": point,
+            "ci_low": low,
+            "ci_high": high,
+            "significant": bool(significant),
+        },
+        "incidents": incidents,
+        "expected_results": expected,
+        "models": {"prod": registry.prod.id, "candidate": registry.candidate.id},
+        "window": {"start": summary["start"], "end": summary["end"], "bars": summary.get("bars")},
+        "psi": psi_values,
+    }
+    if out_path is not None:
+        write_json_atomic(out_path, result)
+    result["_equity"] = {"prod": prod_book.equity, "candidate": cand_book.equity}
+    result["_trades"] = trades
+    result["_reliability"] = reliability_table(realised_y, realised_p)
+    return result

@@ -1,0 +1,150 @@
+"""`levibot marathon start`: the one-command go-live of a 48h canary-paper marathon.
+
+Pre-flight (registry valid with both models and their artifacts, calibrated ECE <=
+0.06 else a warning, a policy, drift not critical, features fresh, shadow-log folder
+writable), initial ensemble tuning, canary enabled at 10%, the API started as a managed
+process (pidfile + log file, health-checked), both models answering, a kill-switch
+smoke test (on => predict says HOLD => off), and the start snapshot.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import httpx
+import pandas as pd
+
+from levibot.io import write_json_atomic
+from levibot.marathon.server import start_server
+from levibot.online.killswitch import KillSwitch
+from levibot.online.layout import ServingPaths
+from levibot.registry import (
+    canary_policy_path,
+    load_canary_policy,
+    load_registry,
+    registry_path,
+    update_canary_policy,
+    verify_artifacts,
+)
+from levibot.settings import Settings
+
+ECE_WARNING = 0.06
+CANARY_FRACTION = 0.10
+
+
+class PreflightError(RuntimeError):
+    """A go-live check failed; the message says which and what to do."""
+
+
+def _say(ok: bool | None, text: str) -> None:
+    mark = {True: "x", False: " ", None: "!"}[ok]
+    print(f"  [{mark}] {text}")
+
+
+def preflight(settings: Settings) -> list[str]:
+    """Every check before traffic; returns warnings, raises PreflightError on a failure."""
+    from levibot.data.store import FeatureStore
+    from levibot.drift import run_drift_check
+
+    warnings = []
+    registry = load_registry(registry_path(settings))
+    if registry.prod is None or registry.candidate is None:
+        raise PreflightError("the registry needs a prod and a candidate: run `make run`")
+    for entry in (registry.prod, registry.candidate):
+        verify_artifacts(entry, registry_path(settings).parent)
+    _say(True, f"registry valid: prod {registry.prod.id}, candidate {registry.candidate.id}")
+    for kind, spec in registry.candidate.models.items():
+        ece = spec.calibration.ece_calibrated
+        ok = ece <= ECE_WARNING
+        if not ok:
+            warnings.append(f"candidate {kind} calibrated ECE {ece:.3f} > {ECE_WARNING}")
+        _say(ok or None, f"candidate {kind} calibrated ECE {ece:.3f} (warning above {ECE_WARNING})")
+    policy = registry.candidate.policy
+    _say(True, f"policy entry {policy.entry_threshold} / exit {policy.exit_threshold}")
+    drift = run_drift_check(settings)
+    if drift.status == "critical":
+        raise PreflightError(f"drift is critical ({drift.critical_features}): retrain first")
+    _say(True, f"drift {drift.status}")
+    guards = load_canary_policy(canary_policy_path(settings)).guards
+    store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+    for symbol in settings.symbols:
+        age = store.staleness_seconds(symbol)
+        if age > guards.max_staleness_sec:
+            raise PreflightError(
+                f"{symbol} features are {age:.0f} s old (> {guards.max_staleness_sec:.0f}): "
+                "run the ingest (`make run` or `ploomber build --partially ingest`)"
+            )
+    _say(True, "features fresh for every symbol")
+    logs = ServingPaths.for_settings(settings).logs
+    logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=logs):
+        pass
+    _say(True, f"shadow-log folder writable: {logs}")
+    return warnings
+
+
+def start_marathon(settings: Settings, *, port: int = 8000, workers: int = 2) -> int:
+    """Run the go-live checklist and leave the API running; returns the exit code."""
+    from levibot.tuning import run_tuning
+
+    print("pre-flight:")
+    warnings = preflight(settings)
+    tuning = run_tuning(settings)
+    _say(True, f"ensemble weights {tuning.weights} ({tuning.reason})")
+    update_canary_policy(canary_policy_path(settings), enabled=True, fraction=CANARY_FRACTION)
+    _say(True, f"canary enabled at {CANARY_FRACTION:.0%}")
+    paths = ServingPaths.for_settings(settings)
+    env_file = settings.registry_dir / "runs" / "serve_env.yaml"
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text(
+        f"symbols: {','.join(settings.symbols)}\ntimeframe: {settings.timeframe}\n"
+        f"data_dir: {settings.data_dir}\nregistry_dir: {settings.registry_dir}\n"
+    )
+    prom_dir = paths.root / "prometheus"
+    prom_dir.mkdir(parents=True, exist_ok=True)
+    for stale in prom_dir.glob("*.db"):
+        stale.unlink()
+    server = start_server(
+        env_file, port=port, workers=workers, log_path=paths.root / "server.log",
+        pid_file=paths.root / "server.pid",
+        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)},
+    )  # fmt: skip
+    try:
+        health = server.wait_healthy()
+        _say(health["ok"], f"API healthy at {server.base_url} (pid {server.process.pid})")
+        symbol = settings.symbols[0]
+        for path in ("/ml/predict", "/ml/predict_deep", "/ml/predict_ensemble"):
+            response = httpx.get(f"{server.base_url}{path}", params={"symbol": symbol}, timeout=60)
+            response.raise_for_status()
+        _say(True, "both models answer on every endpoint")
+        switch = KillSwitch(paths.kill_switch)
+        switch.set(True, actor="marathon-start", reason="smoke test")
+        held = httpx.get(
+            f"{server.base_url}/ml/predict", params={"symbol": symbol}, timeout=30
+        ).json()
+        switch.set(False, actor="marathon-start", reason="smoke test passed")
+        if held.get("reason") != "kill_switch":
+            raise PreflightError(f"kill-switch smoke test failed: predict said {held}")
+        _say(True, "kill-switch smoke test: on => HOLD => off")
+    except Exception:
+        server.stop()
+        raise
+    registry = load_registry(registry_path(settings))
+    snapshot = {
+        "started_at": pd.Timestamp.now("UTC").isoformat(), "mode": "live",
+        "prod": registry.prod.id, "candidate": registry.candidate.id,
+        "ece": {k: m.calibration.ece_calibrated for k, m in registry.candidate.models.items()},
+        "policy": registry.candidate.policy.model_dump(), "canary_fraction": CANARY_FRACTION,
+        "warnings": warnings, "pid": server.process.pid, "url": server.base_url,
+    }  # fmt: skip
+    write_json_atomic(paths.marathon, snapshot)
+    print(
+        f"\nmarathon started; snapshot {paths.marathon}\n"
+        f"watch:  curl -s {server.base_url}/healthz ; curl -s {server.base_url}/automation/status\n"
+        "check:  levibot marathon check   (every 6-12 h; cron template in ops/cron/)\n"
+        f'stop trading now: curl -X POST -H "Authorization: Bearer $LEVIBOT_ADMIN_TOKEN" '
+        f"'{server.base_url}/ml/kill?enabled=true'\n"
+        f"stop the API: kill $(cat {paths.root / 'server.pid'})\n"
+        "at T+48h: levibot marathon evaluate"
+    )
+    return 0

@@ -1,0 +1,56 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Marathon replay: 48 hours no model has seen, through a real server
+#
+# The newest `holdout_hours` of the data were kept out of every training, calibration
+# and test window. A server is started on a free local port in **replay mode** (its
+# clock is driven by the replay), the feature store is appended bar by bar, and a mix
+# of predict / predict_deep / predict_ensemble requests from many client ids is sent
+# each bar. Drift is checked every bar (15 min) and the ensemble is tuned hourly, in
+# simulated time. The canary gets 10% of the traffic; every request is shadow-logged.
+
+# %% tags=["parameters"]
+upstream = ["ingest", "ensemble_tuning"]
+product = None
+requests_per_bar = 12
+speed = 0.0
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from levibot.ingest import settings_from_manifest
+from levibot.marathon.replay import ReplayConfig, run_replay
+from levibot.reporting import plot_timeline
+
+settings = settings_from_manifest(upstream["ingest"]["manifest"])
+config = ReplayConfig(
+    hours=settings.holdout_hours, requests_per_bar=requests_per_bar, speed=speed, seed=settings.seed
+)
+outcome = run_replay(settings, Path(product["summary"]).parent, config)
+summary = outcome.summary
+overview = {k: summary[k] for k in ("start", "end", "bars", "requests", "errors", "wall_seconds")}
+display(pd.Series(overview).to_frame("replay"))
+display(pd.Series(summary["served_by_variant"]).to_frame("served requests"))
+display(pd.Series(summary["latency_ms"]).to_frame("latency (ms)"))
+
+# %% [markdown]
+# ## Drift status, staleness and kill-switch over the replay
+
+# %%
+plot_timeline(summary["timeline"])

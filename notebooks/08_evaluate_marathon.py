@@ -1,0 +1,94 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # T+48h evaluation: PROMOTE, EXTEND or ROLLBACK
+#
+# Five checks (realised ECE of the candidate, staleness, PSI, number of shadow trades,
+# API health) and the promote rules (Sharpe canary >= prod + 0.2, MaxDD canary <= 0.9 x
+# prod, no critical incident); rollback rules (<= 2 checks, critical drift or staleness,
+# Sharpe canary < prod - 0.3). Both paper books are scored by the same backtest as the
+# threshold sweep; Sharpe is annualised with a 24/7 year. The Sharpe difference comes
+# with a paired moving-block bootstrap 95% interval: 48 hours is little data.
+
+# %% tags=["parameters"]
+upstream = ["ingest", "marathon_replay"]
+product = None
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from levibot.ingest import settings_from_manifest
+from levibot.marathon.evaluate import evaluate_marathon
+from levibot.marathon.replay import load_replay
+from levibot.reporting import plot_equity_and_drawdown, plot_timeline, write_report_index
+
+settings = settings_from_manifest(upstream["ingest"]["manifest"])
+replay, summary = load_replay(Path(upstream["marathon_replay"]["summary"]).parent, settings)
+result = evaluate_marathon(replay, summary, out_path=product["evaluation"])
+print(result["decision_text"])
+
+# %% [markdown]
+# ## The five checks and the metrics (prod vs canary)
+
+# %%
+display(pd.DataFrame(result["checks"]).set_index("name"))
+display(pd.DataFrame(result["metrics"]).round(4))
+display(pd.Series(result["sharpe_difference"]).to_frame("Sharpe canary - prod"))
+
+# %% [markdown]
+# ## Expected results (runbook): Target / Good / Excellent
+
+# %%
+display(
+    pd.DataFrame(
+        {
+            role: {
+                m: f"{v['value']:.4g} ({v['rating']})"
+                for m, v in metrics.items()
+                if v["value"] is not None
+            }
+            for role, metrics in result["expected_results"].items()
+        }
+    )
+)
+
+# %% [markdown]
+# ## Equity, drawdowns and trades
+
+# %%
+plot_equity_and_drawdown(result["_equity"])
+
+# %%
+display(result["_trades"].tail(40))
+
+# %% [markdown]
+# ## Calibration of realised outcomes (candidate), drift timeline and incidents
+
+# %%
+display(result["_reliability"].query("count > 0").round(3))
+display(pd.Series(result["incidents"]).to_frame("count"))
+
+# %%
+plot_timeline(summary["timeline"])
+
+# %%
+report = Path(product["nb"])
+index = write_report_index(
+    report.parent, title="LeviBot run", lines=[result["decision_text"]], include=[report.name]
+)
+print(f"reports: {index}")
