@@ -235,6 +235,144 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     drift.set_defaults(handler=_cmd_drift)
 
 
+# ---------------------------------------------------------------------- operations
+
+
+def _ops_paths(args: argparse.Namespace):
+    from levibot.operations import OpsPaths
+
+    return OpsPaths.resolve(load_settings(args.env_file), args.registry)
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from levibot.operations import promote_candidate
+
+    registry, policy = promote_candidate(_ops_paths(args), notes=args.notes)
+    assert registry.prod is not None
+    previous = registry.events[-1].details.get("previous_prod")
+    print(f"promoted {registry.prod.id} to prod (previous prod: {previous})")
+    print(f"canary disabled (no candidate left); fraction stays {policy.fraction:g}")
+    return EXIT_OK
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from levibot.operations import rollback_prod
+
+    registry = rollback_prod(_ops_paths(args), notes=args.notes)
+    assert registry.prod is not None
+    previous = registry.events[-1].details.get("previous_prod")
+    print(f"rolled back: prod is {registry.prod.id} (was {previous})")
+    return EXIT_OK
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"fraction must be in [0, 1], got {text}")
+    return value
+
+
+def _cmd_canary(args: argparse.Namespace) -> int:
+    from levibot.operations import canary_summary, current_candidate, set_canary
+
+    paths = _ops_paths(args)
+    enabled = args.canary_command == "enable"
+    set_canary(paths, enabled=enabled, fraction=getattr(args, "fraction", None))
+    print(canary_summary(paths))
+    if enabled and current_candidate(paths.registry) is None:
+        print("note: no candidate in the registry, so all traffic stays on prod")
+    return EXIT_OK
+
+
+def _add_operations(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """`levibot promote | rollback | canary enable/disable`: hot-reloaded, audited."""
+    promote_cmd = sub.add_parser(
+        "promote", parents=[common], help="candidate -> prod, canary off (hot reload, audited)"
+    )
+    promote_cmd.add_argument("--notes", required=True, help="why; recorded in registry + audit")
+    promote_cmd.set_defaults(handler=_cmd_promote)
+    rollback_cmd = sub.add_parser(
+        "rollback", parents=[common], help="restore the previous prod (hot reload, audited)"
+    )
+    rollback_cmd.add_argument("--notes", default=None, help="why (default: 'manual rollback')")
+    rollback_cmd.set_defaults(handler=_cmd_rollback)
+    canary = sub.add_parser("canary", help="switch the candidate's canary traffic on or off")
+    actions = canary.add_subparsers(dest="canary_command", required=True, metavar="ACTION")
+    enable = actions.add_parser("enable", parents=[common], help="send --fraction to candidate")
+    enable.add_argument(
+        "--fraction", type=_fraction, default=None, help="in [0, 1] (default: keep current)"
+    )
+    enable.set_defaults(handler=_cmd_canary)
+    disable = actions.add_parser("disable", parents=[common], help="all traffic to prod")
+    disable.set_defaults(handler=_cmd_canary)
+
+
+# ------------------------------------------------------------------------- retrain
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from levibot.operations import BuildFailed, parse_symbols, run_retrain
+
+    symbols = parse_symbols(args.symbol)
+    print("retraining: ploomber build --partially calibrate_and_sweep ...", flush=True)
+    try:
+        result = run_retrain(
+            args.env_file, load_settings(args.env_file), symbols=symbols, days=args.days,
+            registry=args.registry, timeout=args.timeout,
+        )  # fmt: skip
+    except BuildFailed as exc:
+        if exc.tail:
+            print(exc.tail, file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    if result.output_tail:
+        print(result.output_tail)
+    if result.new_candidate:
+        print(f"new candidate: {result.candidate} (previous: {result.previous_candidate})")
+    else:
+        print(f"warning: no new candidate registered (candidate: {result.candidate})")
+    return EXIT_OK
+
+
+def _add_retrain(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    retrain = sub.add_parser(
+        "retrain",
+        parents=[common],
+        help="ingest, train, calibrate and register a new candidate (ploomber build)",
+    )
+    retrain.add_argument(
+        "--symbol", action="append", default=None, help="repeatable or comma list (default: env)"
+    )
+    retrain.add_argument("--days", type=float, default=None, help="window length (default: env)")
+    retrain.add_argument("--timeout", type=float, default=None, help="seconds (default: none)")
+    retrain.set_defaults(handler=_cmd_retrain)
+
+
+# ------------------------------------------------------------------------ schedule
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from levibot.operations import cron_jobs, write_schedule
+
+    out = write_schedule(args.env_file, load_settings(args.env_file), args.output)
+    print(f"wrote {out} ({len(cron_jobs(out.read_text()))} jobs); install with:")
+    print(f"  (crontab -l 2>/dev/null; cat {out}) | crontab -")
+    return EXIT_OK
+
+
+def _add_schedule(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    schedule = sub.add_parser(
+        "schedule", parents=[common], help="write the crontab (drift, tune, ingest, check, retrain)"
+    )
+    schedule.add_argument(
+        "--output", type=Path, default=None, help="default: <project>/ops/cron/levibot.cron"
+    )
+    schedule.set_defaults(handler=_cmd_schedule)
+
+
 # -------------------------------------------------------------------------- main
 
 
@@ -248,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub, common)
     _add_drift(sub, common)
     add_marathon(sub, common)
+    _add_operations(sub, common)
+    _add_retrain(sub, common)
+    _add_schedule(sub, common)
     return parser
 
 

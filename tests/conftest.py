@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from levibot.data.schema import conform_bars
+from levibot.ingest import run_ingest
+from levibot.registry import canary_policy_path, update_canary_policy
+from levibot.release import calibrate_and_register
 from levibot.settings import Settings, load_settings
+from levibot.training import prepare_training, train_releases
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
+END = pd.Timestamp("2026-01-15", tz="UTC")  # the tiny trained project's data end
 
 
 def make_bars(
@@ -64,3 +71,37 @@ def settings(tmp_path, monkeypatch) -> Settings:
         end="2026-01-10T00:00:00Z",
         seed=3,
     )
+
+
+def tiny_settings(root: Path, *, days: float = 12, **overrides) -> Settings:
+    """The tiny project's settings: two symbols, 12 held-out hours, prod 3 days older."""
+    return load_settings(
+        None, root=root, symbols="BTCUSDT,ETHUSDT", days=days, end=END, seed=3,
+        holdout_hours=12, prod_lag_days=3, **overrides,
+    )  # fmt: skip
+
+
+def train_tiny_project(root: Path, *, days: float = 12) -> Settings:
+    """Ingest `days` of two symbols and register a prod and a candidate release."""
+    settings = tiny_settings(root, days=days)
+    run_ingest(settings)
+    context = prepare_training(settings)
+    runs = root / "runs"
+    train_releases(
+        context, "lgbm", runs / "lgbm.json", num_boost_round=60, early_stopping_rounds=20
+    )
+    train_releases(context, "deep", runs / "deep.json", seq_len=16, epochs=1, n_samples=4)
+    calibrate_and_register(
+        settings, runs / "lgbm.json", runs / "deep.json", fee_bps=10.0, slippage_bps=5.0,
+        summary_path=runs / "release.json", reports=[],
+    )  # fmt: skip
+    return settings
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    settings = train_tiny_project(root)
+    # the tiny models lose money on their test window; routing tests need the canary open
+    update_canary_policy(canary_policy_path(settings), guards={"min_sharpe": -100.0})
+    return root

@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from levibot.marathon.evaluate import block_bootstrap_sharpe_diff, positions_from_trades, rate
+from levibot.online.clock import CLOCK_ENV, REPLAY_MARKER, clock_for, set_replay_time, system_clock
+
+INDEX = pd.date_range("2026-01-01", periods=8, freq="15min", tz="UTC")
+
+
+def test_positions_rebuilt_from_trades_and_open_positions():
+    trades = pd.DataFrame({"entry_time": [INDEX[1]], "exit_time": [INDEX[3]]})
+    open_positions = {"BTCUSDT": {"entry_time": INDEX[6].isoformat()}}
+    held = positions_from_trades(trades, open_positions, INDEX)
+    assert held.tolist() == [0, 1, 1, 0, 0, 0, 1, 1]
+
+
+def test_bootstrap_interval_contains_the_point_and_flags_a_clear_edge():
+    rng = np.random.default_rng(0)
+    base = pd.Series(rng.normal(0, 0.001, 400))
+    point, low, high = block_bootstrap_sharpe_diff(base + 0.002, base, periods=35040)
+    assert low <= point <= high and low > 0  # a constant extra return is a real edge
+    shuffled = base.sample(frac=1, random_state=1).reset_index(drop=True)
+    point, low, high = block_bootstrap_sharpe_diff(base, shuffled, periods=35040)
+    assert low < 0 < high  # a reshuffle of the same returns is no edge
+    assert np.isnan(block_bootstrap_sharpe_diff(base[:5], base[:5], periods=1)[1])
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "label"),
+    [("sharpe", 2.5, "Excellent"), ("sharpe", 1.2, "Target"), ("sharpe", 0.4, "Below target"),
+     ("max_drawdown", 0.04, "Excellent"), ("max_drawdown", 0.2, "Below target"),
+     ("ece", 0.045, "Good"), ("win_rate", float("nan"), "n/a")],
+)  # fmt: skip
+def test_expected_results_ratings(metric, value, label):
+    assert rate(metric, value) == label
+
+
+def test_replay_clock_needs_both_the_env_and_the_workspace_marker(tmp_path):
+    assert clock_for(tmp_path, {})[1] == "live"
+    with pytest.raises(RuntimeError, match=REPLAY_MARKER):
+        clock_for(tmp_path, {CLOCK_ENV: "replay"})
+    (tmp_path / REPLAY_MARKER).write_text("x")
+    with pytest.raises(RuntimeError, match="clock file"):
+        clock_for(tmp_path, {CLOCK_ENV: "replay"})
+    set_replay_time(tmp_path, pd.Timestamp("2026-01-02 03:04", tz="UTC"))
+    clock, mode = clock_for(tmp_path, {CLOCK_ENV: "replay"})
+    assert mode == "replay" and clock() == pd.Timestamp("2026-01-02 03:04", tz="UTC")
+    set_replay_time(tmp_path, pd.Timestamp("2026-01-02 03:19", tz="UTC"))
+    assert clock() == pd.Timestamp("2026-01-02 03:19", tz="UTC")
+    assert clock_for(tmp_path, {})[0] is system_clock  # the marker alone changes nothing
