@@ -9,59 +9,17 @@ import pytest
 
 from levibot.cli import main
 from levibot.registry import (
-    ModelEntry,
-    artifact_ref,
     bootstrap_prod,
     load_registry,
     register_candidate,
 )
-
-
-def _entry(base: Path, model_id: str) -> ModelEntry:
-    """A one-model release with a small artifact file under `base`."""
-    artifact = base / "models" / f"{model_id}.bin"
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    artifact.write_bytes(model_id.encode())
-    return ModelEntry.model_validate(
-        {
-            "id": model_id,
-            "models": {
-                "lgbm": {
-                    "kind": "lgbm",
-                    "artifacts": {"model": artifact_ref(artifact, base).model_dump()},
-                    "features": ["ret_1"],
-                    "calibration": {"method": "none", "ece_raw": 0.04, "ece_calibrated": 0.04},
-                    "metrics": {"sharpe": 0.8},
-                }
-            },
-            "horizon": 3,
-            "timeframe": "15m",
-            "symbols": ["BTCUSDT"],
-            "policy": {
-                "entry_threshold": 0.55,
-                "exit_threshold": 0.45,
-                "fee_bps": 5,
-                "slippage_bps": 2,
-            },
-            "data_window": {
-                "train_start": "2026-01-01",
-                "train_end": "2026-01-05",
-                "calib_start": "2026-01-05",
-                "calib_end": "2026-01-07",
-                "test_start": "2026-01-07",
-                "test_end": "2026-01-10",
-            },
-            "trained_at": "2026-01-10T01:00:00Z",
-            "code_version": "abc1234",
-            "lineage": {"pipeline_run": "run-1"},
-        }
-    )
+from tests.factories import make_entry
 
 
 @pytest.fixture
 def reg_file(tmp_path: Path) -> Path:
     path = tmp_path / "registry" / "model_registry.json"
-    bootstrap_prod(path, _entry(path.parent, "p1"), reason="first")
+    bootstrap_prod(path, make_entry(path.parent, "p1"), reason="first")
     return path
 
 
@@ -110,7 +68,7 @@ def test_promote_without_candidate(reg_file: Path, capsys: pytest.CaptureFixture
 
 
 def test_promote_rollback_tighten(reg_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    register_candidate(reg_file, _entry(reg_file.parent, "c1"), reason="retrain")
+    register_candidate(reg_file, make_entry(reg_file.parent, "c1"), reason="retrain")
     common = ["--registry", str(reg_file)]
     assert main(["registry", "tighten-policy", "--reason", "ECE 0.08", *common]) == 0
     assert "entry 0.55 -> 0.56" in capsys.readouterr().out

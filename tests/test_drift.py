@@ -42,6 +42,7 @@ from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
 from levibot.registry import ModelEntry, bootstrap_prod
 from levibot.settings import Settings, load_settings
+from tests.factories import make_entry
 
 END = pd.Timestamp("2026-01-15T00:00:00Z")
 DRIFT_START = END - pd.Timedelta(days=1)
@@ -64,6 +65,12 @@ def _sample(kind: str, n: int, seed: int) -> np.ndarray:
     values = rng.normal(size=n)  # "nan": a third missing
     values[rng.random(n) < 0.33] = np.nan
     return values
+
+
+def _prod_entry(base: Path) -> ModelEntry:
+    """A prod entry whose training window is days 7..2 before END."""
+    train = ((END - pd.Timedelta(days=7)).isoformat(), (END - pd.Timedelta(days=2)).isoformat())
+    return make_entry(base, "prod-1", features=FEATURES, train=train)
 
 
 # ------------------------------------------------------------------------ PSI / KS
@@ -322,44 +329,6 @@ def test_no_scenario_is_not_critical(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.status != CRITICAL
 
 
-def _prod_entry(symbols: list[str]) -> ModelEntry:
-    train_start = (END - pd.Timedelta(days=7)).isoformat()
-    train_end = (END - pd.Timedelta(days=2)).isoformat()
-    return ModelEntry.model_validate(
-        {
-            "id": "prod-1",
-            "models": {
-                "lgbm": {
-                    "kind": "lgbm",
-                    "artifacts": {"model": {"path": "m.bin", "sha256": "0" * 64}},
-                    "features": FEATURES,
-                    "calibration": {"method": "none", "ece_raw": 0.04, "ece_calibrated": 0.04},
-                }
-            },
-            "horizon": 3,
-            "timeframe": "15m",
-            "symbols": symbols,
-            "policy": {
-                "entry_threshold": 0.55,
-                "exit_threshold": 0.45,
-                "fee_bps": 5,
-                "slippage_bps": 2,
-            },
-            "data_window": {
-                "train_start": train_start,
-                "train_end": train_end,
-                "calib_start": train_end,
-                "calib_end": train_end,
-                "test_start": train_end,
-                "test_end": train_end,
-            },
-            "trained_at": END.isoformat(),
-            "code_version": "abc1234",
-            "lineage": {"pipeline_run": "run-1"},
-        }
-    )
-
-
 def test_reference_fitted_from_the_prod_training_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,7 +337,7 @@ def test_reference_fitted_from_the_prod_training_window(
     with pytest.raises(DriftError, match="no prod model"):
         run_drift_check(settings)
     registry = settings.registry_dir / "model_registry.json"
-    bootstrap_prod(registry, _prod_entry(["BTCUSDT", "ETHUSDT"]), reason="t", verify=False)
+    bootstrap_prod(registry, _prod_entry(registry.parent), reason="t")
     result = run_drift_check(settings, now=END)
     assert result.extra["reference_model"] == "prod-1"
     assert result.reference_rows == stored.rows  # same window, same rows

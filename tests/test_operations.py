@@ -20,7 +20,7 @@ from levibot.registry import (
     register_candidate,
     update_canary_policy,
 )
-from tests.test_registry import make_entry
+from tests.factories import make_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "ops" / "cron" / "levibot.cron.template"

@@ -17,7 +17,6 @@ from levibot.registry import (
     PolicyInfo,
     Registry,
     RegistryError,
-    artifact_ref,
     bootstrap_prod,
     canary_policy_path,
     describe,
@@ -34,58 +33,7 @@ from levibot.registry import (
     update_canary_policy,
     verify_artifacts,
 )
-
-
-def make_entry(
-    base: Path, model_id: str, *, entry: float = 0.55, exit_: float = 0.45
-) -> ModelEntry:
-    """A two-model release whose artifacts are small files written under `base`/models."""
-    models = {}
-    for kind in ("lgbm", "deep"):
-        folder = base / "models" / model_id
-        folder.mkdir(parents=True, exist_ok=True)
-        model_file = folder / f"{kind}.bin"
-        model_file.write_bytes(f"{model_id}:{kind}".encode())
-        calib_file = folder / f"{kind}.calib"
-        calib_file.write_bytes(f"{model_id}:{kind}:calib".encode())
-        models[kind] = {
-            "kind": kind,
-            "artifacts": {"model": artifact_ref(model_file, base).model_dump()},
-            "features": ["ret_1", "ret_4", "vol_16"],
-            "calibration": {
-                "method": "isotonic",
-                "ece_raw": 0.08,
-                "ece_calibrated": 0.03,
-                "artifact": artifact_ref(calib_file, base).model_dump(),
-            },
-            "metrics": {"sharpe": 1.1, "auc": 0.54},
-        }
-    return ModelEntry.model_validate(
-        {
-            "id": model_id,
-            "models": models,
-            "horizon": 3,
-            "timeframe": "15m",
-            "symbols": ["BTCUSDT", "ETHUSDT"],
-            "policy": {
-                "entry_threshold": entry,
-                "exit_threshold": exit_,
-                "fee_bps": 5.0,
-                "slippage_bps": 2.0,
-            },
-            "data_window": {
-                "train_start": "2026-01-01T00:00:00Z",
-                "train_end": "2026-01-05T00:00:00Z",
-                "calib_start": "2026-01-05T00:00:00Z",
-                "calib_end": "2026-01-07T00:00:00Z",
-                "test_start": "2026-01-07T00:00:00Z",
-                "test_end": "2026-01-10T00:00:00Z",
-            },
-            "trained_at": "2026-01-10T01:00:00Z",
-            "code_version": "abc1234",
-            "lineage": {"pipeline_run": "run-1", "reports": ["reports/train.html"]},
-        }
-    )
+from tests.factories import make_entry
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from levibot.tuning import (
     weights_file,
     write_weights,
 )
+from tests.factories import make_entry
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 BAR = pd.Timedelta(minutes=15)
@@ -359,7 +360,7 @@ def test_bad_arguments(cfg: Settings) -> None:
 def test_policy_comes_from_the_registry(cfg: Settings) -> None:
     with pytest.raises(Exception, match="file not found"):
         tune_weights(cfg, now=NOW)
-    bootstrap_prod(registry_path(cfg), _entry(), reason="first", verify=False)
+    bootstrap_prod(registry_path(cfg), _policy_entry(cfg), reason="first")
     p_lgbm, p_deep = _scenario(cfg, lgbm_good=True)
     _log(cfg, _paired_records(p_lgbm, p_deep))
     assert tune_weights(cfg, now=NOW).w_opt == 1.0
@@ -405,42 +406,12 @@ def test_best_weight_is_a_grid_point_with_top_sharpe(sharpes: list[float]) -> No
 # ---------------------------------------------------------------------------- CLI
 
 
-def _entry() -> ModelEntry:
-    ref = {"path": "models/m1.bin", "sha256": "0" * 64}
-    calibration = {"method": "none", "ece_raw": 0.04, "ece_calibrated": 0.04}
-    return ModelEntry.model_validate(
-        {
-            "id": "m1",
-            "models": {
-                "lgbm": {
-                    "kind": "lgbm",
-                    "artifacts": {"model": ref},
-                    "features": ["ret_1"],
-                    "calibration": calibration,
-                }
-            },
-            "horizon": 3,
-            "timeframe": "15m",
-            "symbols": list(SYMBOLS),
-            "policy": {
-                "entry_threshold": POLICY.entry_threshold,
-                "exit_threshold": POLICY.exit_threshold,
-                "fee_bps": POLICY.fee_bps,
-                "slippage_bps": POLICY.slippage_bps,
-            },
-            "data_window": {
-                "train_start": "2026-01-01",
-                "train_end": "2026-01-05",
-                "calib_start": "2026-01-05",
-                "calib_end": "2026-01-07",
-                "test_start": "2026-01-07",
-                "test_end": "2026-01-10",
-            },
-            "trained_at": "2026-01-10T01:00:00Z",
-            "code_version": "abc1234",
-            "lineage": {"pipeline_run": "run-1"},
-        }
-    )
+def _policy_entry(cfg: Settings) -> ModelEntry:
+    """A prod entry carrying the test POLICY (its artifacts are small real files)."""
+    return make_entry(
+        cfg.registry_dir, "m1", entry=POLICY.entry_threshold, exit_=POLICY.exit_threshold,
+        fee_bps=POLICY.fee_bps, slippage_bps=POLICY.slippage_bps, symbols=SYMBOLS,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -448,7 +419,7 @@ def env_file(cfg: Settings, tmp_path: Path) -> Path:
     env = tmp_path / "env.yaml"
     env.write_text("symbols: BTCUSDT,ETHUSDT\ntimeframe: 15m\n")
     assert load_settings(env).registry_dir == cfg.registry_dir
-    bootstrap_prod(registry_path(cfg), _entry(), reason="first", verify=False)
+    bootstrap_prod(registry_path(cfg), _policy_entry(cfg), reason="first")
     return env
 
 
