@@ -13,11 +13,8 @@ store is never touched), then measures with a keep-alive client:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +26,8 @@ import pandas as pd
 import yaml
 
 from levibot.data.store import FeatureStore
+from levibot.marathon.server import start_server
 from levibot.settings import load_settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -106,22 +98,10 @@ def main() -> int:
         "symbols": ",".join(settings.symbols), "timeframe": settings.timeframe,
         "data_dir": str(work / "data"), "registry_dir": str(work / "registry"),
     }))  # fmt: skip
-    port = free_port()
-    env = {**os.environ, "LEVIBOT_ENV_FILE": str(env_file)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server = start_server(env_file, workers=1, log_path=work / "server.log")
+    base = server.base_url
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        server.wait_healthy()
         symbol = settings.symbols[0]
         query = {"symbol": symbol}
         for path in ("/ml/predict", "/ml/predict_ensemble"):
@@ -153,10 +133,9 @@ def main() -> int:
             "rps": float("nan"), "p50_ms": 1000 * statistics.median(first),
             "p99_ms": 1000 * percentile(first, 0.99), "n": len(first),
         }  # fmt: skip
-        memory = rss_mb(server.pid)
+        memory = rss_mb(server.process.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     baseline = rows["/ping (baseline)"]["rps"]

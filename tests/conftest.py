@@ -73,17 +73,19 @@ def settings(tmp_path, monkeypatch) -> Settings:
     )
 
 
-def tiny_settings(root: Path, *, days: float = 12, **overrides) -> Settings:
+def tiny_settings(
+    root: Path, *, days: float = 12, end: pd.Timestamp | None = END, **overrides
+) -> Settings:
     """The tiny project's settings: two symbols, 12 held-out hours, prod 3 days older."""
     return load_settings(
-        None, root=root, symbols="BTCUSDT,ETHUSDT", days=days, end=END, seed=3,
+        None, root=root, symbols="BTCUSDT,ETHUSDT", days=days, end=end, seed=3,
         holdout_hours=12, prod_lag_days=3, **overrides,
     )  # fmt: skip
 
 
-def train_tiny_project(root: Path, *, days: float = 12) -> Settings:
+def train_tiny_project(root: Path, *, days: float = 12, end: pd.Timestamp | None = END) -> Settings:
     """Ingest `days` of two symbols and register a prod and a candidate release."""
-    settings = tiny_settings(root, days=days)
+    settings = tiny_settings(root, days=days, end=end)
     run_ingest(settings)
     context = prepare_training(settings)
     runs = root / "runs"

@@ -51,6 +51,15 @@ class ServerProcess:
             time.sleep(0.25)
         raise TimeoutError(f"server not healthy after {timeout:.0f} s; log: {self.log_path}")
 
+    def detach(self) -> None:
+        """Leave the server running after this process exits (`marathon start`).
+
+        The child runs in its own session (no Ctrl-C from our terminal reaches it); it is
+        stopped through its pidfile. Marking the Popen as finished stops Python from
+        warning that a child it still tracks is alive when the object goes away.
+        """
+        self.process.returncode = 0
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -83,7 +92,7 @@ def start_server(
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", APP, "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ def _say(ok: bool | None, text: str) -> None:
     print(f"  [{mark}] {text}")
 
 
-def preflight(settings: Settings) -> list[str]:
+def preflight(settings: Settings, *, now: pd.Timestamp | None = None) -> list[str]:
     """Every check before traffic; returns warnings, raises PreflightError on a failure."""
     from levibot.data.store import FeatureStore
     from levibot.drift import run_drift_check
@@ -68,7 +68,7 @@ def preflight(settings: Settings) -> list[str]:
     guards = load_canary_policy(canary_policy_path(settings)).guards
     store = FeatureStore(settings.data_dir / "store", settings.timeframe)
     for symbol in settings.symbols:
-        age = store.staleness_seconds(symbol)
+        age = store.staleness_seconds(symbol, now=now)
         if age > guards.max_staleness_sec:
             raise PreflightError(
                 f"{symbol} features are {age:.0f} s old (> {guards.max_staleness_sec:.0f}): "
@@ -83,12 +83,17 @@ def preflight(settings: Settings) -> list[str]:
     return warnings
 
 
-def start_marathon(settings: Settings, *, port: int = 8000, workers: int = 2) -> int:
-    """Run the go-live checklist and leave the API running; returns the exit code."""
+def start_marathon(
+    settings: Settings, *, port: int = 8000, workers: int = 2, now: pd.Timestamp | None = None
+) -> int:
+    """Run the go-live checklist and leave the API running; returns the exit code.
+
+    `now` (default: the real clock) is what feature staleness is judged against.
+    """
     from levibot.tuning import run_tuning
 
     print("pre-flight:")
-    warnings = preflight(settings)
+    warnings = preflight(settings, now=now)
     tuning = run_tuning(settings)
     _say(True, f"ensemble weights {tuning.weights} ({tuning.reason})")
     update_canary_policy(canary_policy_path(settings), enabled=True, fraction=CANARY_FRACTION)
@@ -138,6 +143,7 @@ def start_marathon(settings: Settings, *, port: int = 8000, workers: int = 2) ->
         "warnings": warnings, "pid": server.process.pid, "url": server.base_url,
     }  # fmt: skip
     write_json_atomic(paths.marathon, snapshot)
+    server.detach()
     print(
         f"\nmarathon started; snapshot {paths.marathon}\n"
         f"watch:  curl -s {server.base_url}/healthz ; curl -s {server.base_url}/automation/status\n"

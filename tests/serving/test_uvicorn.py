@@ -7,11 +7,7 @@ shadow-log lines, and logged line counts equal to request counts.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,16 +17,11 @@ import pytest
 import yaml
 
 from levibot.io import write_json_atomic
+from levibot.marathon.server import start_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "uvicorn-test-token"
 PATHS = ("/ml/predict", "/ml/predict_deep", "/ml/predict_ensemble")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -44,36 +35,15 @@ def server(trained_root, tmp_path):
     }))  # fmt: skip
     prom_dir = tmp_path / "prom"
     prom_dir.mkdir()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
-    env.update(LEVIBOT_ENV_FILE=str(env_file), LEVIBOT_ADMIN_TOKEN=TOKEN,
-               PROMETHEUS_MULTIPROC_DIR=str(prom_dir))  # fmt: skip
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+    server = start_server(
+        env_file, workers=2, log_path=tmp_path / "server.log",
+        extra_env={"LEVIBOT_ADMIN_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)},
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.3)
-        yield base, root
+        server.wait_healthy()
+        yield server.base_url, root
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        server.stop()
 
 
 def get_many(base: str, n: int, *, threads: int = 8) -> list[httpx.Response]:
