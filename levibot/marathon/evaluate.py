@@ -10,7 +10,9 @@ ordinary-window baseline: see `levibot.drift`),
 Rules: PROMOTE when all five pass, Sharpe_canary >= Sharpe_prod + 0.2, MaxDD_canary <=
 0.9 x MaxDD_prod and no critical incident (kill-switch activation, critical drift, API
 error). ROLLBACK when <= 2 checks pass, a critical drift or staleness event happened,
-or Sharpe_canary < Sharpe_prod - 0.3. Otherwise EXTEND (to 72h). Every rule that fired
+or Sharpe_canary < Sharpe_prod - 0.3 -- that last rule only with at least 20 canary trades:
+on fewer, a Sharpe gap is noise (the bootstrap interval shows it) and the marathon is
+extended instead. Otherwise EXTEND (to 72h). Every rule that fired
 is named in the decision text.
 
 Both paper books are rebuilt as per-bar positions from their trades and scored by the
@@ -156,6 +158,57 @@ def rate(metric: str, value: float) -> str:
     return "Below target"
 
 
+def decide(
+    *,
+    passed: int,
+    metrics: dict[str, dict[str, float]],
+    incidents: dict[str, int],
+    max_staleness: float,
+) -> tuple[str, list[str]]:
+    """PROMOTE / EXTEND / ROLLBACK from the checks, both books' metrics and incidents;
+    returns the decision and every rule that fired (see the module docstring)."""
+    cand_metrics, prod_metrics = metrics["candidate"], metrics["prod"]
+    sharpe_c, sharpe_p = cand_metrics["sharpe"], prod_metrics["sharpe"]
+    dd_c, dd_p = cand_metrics["max_drawdown"], prod_metrics["max_drawdown"]
+    critical_drift = incidents.get("critical_drift_checks", 0)
+    rollback_rules = []
+    if passed <= 2:
+        rollback_rules.append(f"only {passed}/5 checks passed (<= 2)")
+    if critical_drift:
+        rollback_rules.append(f"critical drift in {critical_drift} drift checks")
+    if max_staleness > MAX_STALENESS:
+        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {MAX_STALENESS:.0f} s")
+    # with fewer than MIN_TRADES closed trades a Sharpe gap is noise: it may not decide
+    thin = cand_metrics["trade_count"] < MIN_TRADES
+    if sharpe_c < sharpe_p - SHARPE_ROLLBACK and not thin:
+        rollback_rules.append(
+            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {SHARPE_ROLLBACK}"
+        )
+    promote_rules = {
+        "all five checks passed": passed == 5,
+        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {SHARPE_MARGIN}": sharpe_c
+        >= sharpe_p + SHARPE_MARGIN,
+        f"MaxDD canary {dd_c:.3f} <= {DD_RATIO} x prod {dd_p:.3f}": dd_c <= DD_RATIO * dd_p,
+        f"no critical incidents {incidents}": not any(incidents.values()),
+    }
+    if rollback_rules:
+        decision, fired = "ROLLBACK", rollback_rules
+    elif all(promote_rules.values()):
+        decision, fired = "PROMOTE", list(promote_rules)
+    else:
+        decision = "EXTEND"
+        fired = [f"{passed}/5 checks passed"] + [
+            f"not met: {r}" for r, ok in promote_rules.items() if not ok
+        ]
+        if thin:
+            fired.append(
+                f"thin data: {cand_metrics['trade_count']} canary trades < {MIN_TRADES}, "
+                "so the Sharpe rules are not applied"
+            )
+        fired.append("extend the marathon to 72h")
+    return decision, fired
+
+
 def evaluate_marathon(
     replay: Settings, summary: dict[str, Any], *, out_path: Path | None = None
 ) -> dict[str, Any]:
@@ -252,41 +305,15 @@ def evaluate_marathon(
         ),
     ]
     passed = sum(c.passed for c in checks)
-    sharpe_c, sharpe_p = cand_metrics["sharpe"], prod_metrics["sharpe"]
-    dd_c, dd_p = cand_metrics["max_drawdown"], prod_metrics["max_drawdown"]
     incidents = {
         "kill_switch_activations": kill_on,
         "critical_drift_checks": critical_drift,
         "api_errors": errors,
     }
-    rollback_rules = []
-    if passed <= 2:
-        rollback_rules.append(f"only {passed}/5 checks passed (<= 2)")
-    if critical_drift:
-        rollback_rules.append(f"critical drift in {critical_drift} drift checks")
-    if max_staleness > MAX_STALENESS:
-        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {MAX_STALENESS:.0f} s")
-    if sharpe_c < sharpe_p - SHARPE_ROLLBACK:
-        rollback_rules.append(
-            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {SHARPE_ROLLBACK}"
-        )
-    promote_rules = {
-        "all five checks passed": passed == 5,
-        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {SHARPE_MARGIN}": sharpe_c
-        >= sharpe_p + SHARPE_MARGIN,
-        f"MaxDD canary {dd_c:.3f} <= {DD_RATIO} x prod {dd_p:.3f}": dd_c <= DD_RATIO * dd_p,
-        f"no critical incidents {incidents}": not any(incidents.values()),
-    }
-    if rollback_rules:
-        decision, fired = "ROLLBACK", rollback_rules
-    elif all(promote_rules.values()):
-        decision, fired = "PROMOTE", list(promote_rules)
-    else:
-        decision = "EXTEND"
-        fired = [f"{passed}/5 checks passed"] + [
-            f"not met: {r}" for r, ok in promote_rules.items() if not ok
-        ]
-        fired.append("extend the marathon to 72h")
+    decision, fired = decide(
+        passed=passed, metrics={"prod": prod_metrics, "candidate": cand_metrics},
+        incidents=incidents, max_staleness=max_staleness,
+    )  # fmt: skip
     significant = np.isfinite(low) and (low > 0 or high < 0)
     evidence = (
         f"Sharpe difference canary - prod = {point:.2f}, "

@@ -2,7 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from levibot.marathon.evaluate import block_bootstrap_sharpe_diff, positions_from_trades, rate
+from levibot.marathon.evaluate import (
+    block_bootstrap_sharpe_diff,
+    decide,
+    positions_from_trades,
+    rate,
+)
 from levibot.online.clock import CLOCK_ENV, REPLAY_MARKER, clock_for, set_replay_time, system_clock
 
 INDEX = pd.date_range("2026-01-01", periods=8, freq="15min", tz="UTC")
@@ -49,3 +54,40 @@ def test_replay_clock_needs_both_the_env_and_the_workspace_marker(tmp_path):
     set_replay_time(tmp_path, pd.Timestamp("2026-01-02 03:19", tz="UTC"))
     assert clock() == pd.Timestamp("2026-01-02 03:19", tz="UTC")
     assert clock_for(tmp_path, {})[0] is system_clock  # the marker alone changes nothing
+
+
+def books(sharpe_c, sharpe_p, trades_c, dd_c=0.02, dd_p=0.03):
+    return {
+        "candidate": {"sharpe": sharpe_c, "max_drawdown": dd_c, "trade_count": trades_c},
+        "prod": {"sharpe": sharpe_p, "max_drawdown": dd_p, "trade_count": 30},
+    }
+
+
+QUIET = {"kill_switch_activations": 0, "critical_drift_checks": 0, "api_errors": 0}
+
+
+@pytest.mark.parametrize(
+    ("passed", "metrics", "incidents", "staleness", "decision", "rule"),
+    [
+        (5, books(1.6, 1.2, 25), QUIET, 10, "PROMOTE", "all five checks passed"),
+        (5, books(1.3, 1.2, 25), QUIET, 10, "EXTEND", "not met: Sharpe canary"),
+        (4, books(1.6, 1.2, 25), QUIET, 10, "EXTEND", "4/5 checks passed"),
+        (4, books(0.1, 1.2, 5), QUIET, 10, "EXTEND", "thin data"),  # noise may not roll back
+        (4, books(0.1, 1.2, 25), QUIET, 10, "ROLLBACK", "Sharpe canary 0.10 < prod 1.20 - 0.3"),
+        (2, books(1.6, 1.2, 25), QUIET, 10, "ROLLBACK", "only 2/5 checks passed"),
+        (5, books(1.6, 1.2, 25), {**QUIET, "critical_drift_checks": 3}, 10, "ROLLBACK",
+         "critical drift in 3"),
+        (5, books(1.6, 1.2, 25), QUIET, 4000, "ROLLBACK", "staleness event"),
+        (5, books(1.6, 1.2, 25, dd_c=0.05), QUIET, 10, "EXTEND", "not met: MaxDD"),
+        (5, books(1.6, 1.2, 25), {**QUIET, "kill_switch_activations": 1}, 10, "EXTEND",
+         "not met: no critical incidents"),
+    ],
+)  # fmt: skip
+def test_decision_rules_and_the_rule_that_fired(
+    passed, metrics, incidents, staleness, decision, rule
+):
+    got, fired = decide(
+        passed=passed, metrics=metrics, incidents=incidents, max_staleness=staleness
+    )
+    assert got == decision
+    assert any(rule in line for line in fired), fired
