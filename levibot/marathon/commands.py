@@ -53,8 +53,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from levibot.marathon.replay import load_replay
 
     settings = _settings(args)
-    replay, summary = load_replay(Path(args.workspace or default_workspace(settings)), settings)
-    result = evaluate_marathon(replay, summary, out_path=evaluation_path(settings))
+    if args.live:
+        from levibot.marathon.evaluate import live_summary
+
+        summary = live_summary(settings, url=args.url)
+        result = evaluate_marathon(settings, summary, out_path=evaluation_path(settings))
+    else:
+        workspace = Path(args.workspace or default_workspace(settings))
+        replay, summary = load_replay(workspace, settings)
+        result = evaluate_marathon(replay, summary, out_path=evaluation_path(settings))
     _print_decision(result)
     return DECISION_CODES[result["decision"]]
 
@@ -166,7 +173,9 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     evaluate = add(
         "evaluate", _cmd_evaluate, "T+48h evaluation: PROMOTE (0) / EXTEND (1) / ROLLBACK (3)"
     )
-    evaluate.add_argument("--workspace", type=Path, default=None)
+    evaluate.add_argument("--workspace", type=Path, default=None, help="a replay (default)")
+    evaluate.add_argument("--live", action="store_true", help="the running marathon instead")
+    evaluate.add_argument("--url", default="http://127.0.0.1:8000", help="with --live")
     check = add("check", _cmd_check, "during-marathon checklist; non-zero when an item fails")
     check.add_argument("--url", default="http://127.0.0.1:8000")
     add("summary", _cmd_summary, "print the last evaluation's decision and the report index")

@@ -115,6 +115,8 @@ def block_bootstrap_sharpe_diff(
 
     frame = pd.concat([a, b], axis=1).fillna(0.0).to_numpy()
     length = len(frame)
+    if length < 2:
+        return 0.0, float("nan"), float("nan")
     point = float(sharpe(frame[:, 0]) - sharpe(frame[:, 1]))
     if length < 2 * block:
         return point, float("nan"), float("nan")
@@ -351,3 +353,54 @@ def evaluate_marathon(
     result["_trades"] = trades
     result["_reliability"] = reliability_table(realised_y, realised_p)
     return result
+
+
+def live_summary(
+    settings: Settings, *, url: str, now: pd.Timestamp | None = None
+) -> dict[str, Any]:
+    """What `evaluate_marathon` needs, gathered from a live marathon (not a replay).
+
+    Window: from the start snapshot written by `levibot marathon start` to `now`; the
+    timeline holds every stored drift check of that window plus the server's health
+    now; API errors are the ERROR lines of the managed server's log.
+    """
+    import httpx
+
+    from levibot.drift import drift_history
+    from levibot.online.layout import ServingPaths
+    from levibot.timeframe import floor_to_bar, timeframe_delta
+
+    paths = ServingPaths.for_settings(settings)
+    if not paths.marathon.exists():
+        raise RuntimeError(
+            f"no marathon snapshot at {paths.marathon}: run `levibot marathon start`"
+        )
+    now = pd.Timestamp.now("UTC") if now is None else pd.Timestamp(now)
+    start = floor_to_bar(read_json(paths.marathon)["started_at"], settings.timeframe)
+    end = floor_to_bar(now, settings.timeframe)
+    timeline = [
+        {"bar": report["timestamp"], "drift": report["status"]}
+        for report in drift_history(settings)
+        if start <= pd.Timestamp(report["timestamp"]) <= now
+    ]
+    try:
+        health = httpx.get(f"{url}/healthz", timeout=10).json()
+        timeline.append({
+            "bar": end.isoformat(), "ok": bool(health["ok"]), "kill_switch": health["kill_switch"],
+            "staleness": health["feature_staleness_sec"]["worst"],
+        })  # fmt: skip
+    except (httpx.HTTPError, ValueError, KeyError):
+        timeline.append(
+            {"bar": end.isoformat(), "ok": False, "kill_switch": None, "staleness": None}
+        )
+    log = paths.root / "server.log"
+    errors = log.read_text(errors="replace").count("ERROR") if log.exists() else 0
+    served = ShadowLog(paths.logs).predictions(since=start)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "bars": int((end - start) / timeframe_delta(settings.timeframe)),
+        "requests": int(served["served"].sum()) if len(served) else 0,
+        "errors": errors,
+        "timeline": timeline,
+    }

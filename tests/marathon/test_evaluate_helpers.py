@@ -29,6 +29,7 @@ def test_bootstrap_interval_contains_the_point_and_flags_a_clear_edge():
     point, low, high = block_bootstrap_sharpe_diff(base, shuffled, periods=35040)
     assert low < 0 < high  # a reshuffle of the same returns is no edge
     assert np.isnan(block_bootstrap_sharpe_diff(base[:5], base[:5], periods=1)[1])
+    assert block_bootstrap_sharpe_diff(base[:0], base[:0], periods=1)[0] == 0.0  # no bars
 
 
 @pytest.mark.parametrize(

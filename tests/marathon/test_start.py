@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from levibot.io import read_json
+from levibot.marathon.evaluate import evaluate_marathon, live_summary
 from levibot.marathon.server import free_port
 from levibot.marathon.start import PreflightError, start_marathon
 from levibot.online.killswitch import KillSwitch
@@ -37,6 +38,14 @@ def test_start_runs_the_checklist_and_leaves_a_healthy_canary_server(tmp_path, m
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
         assert health["ok"] and health["canary"]["enabled"]
         assert (paths.root / "server.pid").exists()
+        for _ in range(6):
+            httpx.get(f"http://127.0.0.1:{port}/ml/predict", params={"symbol": "BTCUSDT"})
+        summary = live_summary(settings, url=f"http://127.0.0.1:{port}", now=now)
+        assert summary["requests"] >= 6 and summary["errors"] == 0
+        result = evaluate_marathon(settings, summary)  # T+48h on the live logs
+        assert result["decision"] in result["decision_text"] and len(result["checks"]) == 5
+        # the live server judges staleness on the real clock, and this data ends in January
+        assert any("staleness event" in rule for rule in result["rules_fired"])
     finally:
         pid_file = paths.root / "server.pid"
         if pid_file.exists():
