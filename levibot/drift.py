@@ -642,7 +642,12 @@ def run_drift_check(
 def _trip_kill_switch(settings: Settings, result: DriftResult, actor: str, report: Path) -> str:
     """Turn the kill switch on (unless it already is) and audit it; returns what happened."""
     serving = settings.data_dir / "serving"
-    switch = KillSwitch(serving / "kill_switch.json")
+    at = pd.Timestamp(result.timestamp)  # the check's time: simulated in a replay
+
+    def clock() -> pd.Timestamp:
+        return at
+
+    switch = KillSwitch(serving / "kill_switch.json", clock=clock)
     names = result.critical_features
     worst = {
         name: {"psi": result.features[name].psi, "ks": result.features[name].ks} for name in names
@@ -655,7 +660,7 @@ def _trip_kill_switch(settings: Settings, result: DriftResult, actor: str, repor
             "retrain"
         )
         switch.set(True, actor=actor, reason=reason)
-    AuditLog(serving / "audit.jsonl").record(
+    AuditLog(serving / "audit.jsonl", clock=clock).record(
         actor,
         "drift_kill_switch_on",
         features=names,

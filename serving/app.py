@@ -70,6 +70,11 @@ def create_app(
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
         return error(503, str(exc))
 
+    @app.exception_handler(OSError)
+    async def state_file(_: Request, exc: OSError) -> JSONResponse:
+        log.error("state file problem: %s", exc)
+        return error(503, f"server state unavailable ({type(exc).__name__}: {exc})")
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")  # the traceback goes to the log, not the client

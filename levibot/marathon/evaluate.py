@@ -227,7 +227,11 @@ def evaluate_marathon(
         full_closes[symbol] = close
         closes[symbol] = close.loc[(close.index >= start) & (close.index < end)]
     shadow = ShadowLog(replay.data_dir / "serving" / "logs")
-    predictions, trades = shadow.predictions(), shadow.trades()
+    predictions, trades = shadow.predictions(since=start), shadow.trades(since=start)
+    predictions = predictions[predictions["bar_time"] < end]  # only this marathon's bars
+    trades = trades[trades["exit_time"] < end]
+    candidate_rows = predictions["role"] == "candidate"
+    predictions = predictions[~candidate_rows | (predictions["model_id"] == registry.candidate.id)]
     books = {}
     for role, entry in (("prod", registry.prod), ("candidate", registry.candidate)):
         book_file = replay.data_dir / "serving" / "paper" / f"{role}.json"
@@ -250,7 +254,12 @@ def evaluate_marathon(
     drifted = sorted(f for f, v in features.items() if v.get("status") in ("warning", "critical"))
     max_psi = max(psi_values.values()) if psi_values else float("nan")
     critical_drift = sum(p.get("drift") == "critical" for p in timeline)
-    audit = AuditLog(replay.data_dir / "serving" / "audit.jsonl").entries()
+    audit = [
+        e
+        for e in AuditLog(replay.data_dir / "serving" / "audit.jsonl").entries()
+        if start <= pd.Timestamp(e["ts"]) < end + pd.Timedelta(hours=1)
+        and e.get("actor") != "marathon-start"  # the go-live smoke test is no incident
+    ]
     kill_on = sum(  # times the switch went from off to on (not every check that found it on)
         1
         for e in audit

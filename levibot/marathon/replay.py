@@ -112,6 +112,11 @@ def run_replay(
     from levibot.tuning import run_tuning
 
     config = config or ReplayConfig()
+    if config.hours > settings.holdout_hours:
+        raise ValueError(
+            f"replaying {config.hours} h but only the last {settings.holdout_hours} h were held "
+            "out of training: the replay would score models on data they were fitted on"
+        )
     wall_start = time.monotonic()
     replay, prepared = prepare_workspace(settings, workspace, config.hours)
     frames, bars = prepared["frames"], prepared["bars"]
@@ -140,10 +145,10 @@ def run_replay(
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             for i, bar in enumerate(bars):
                 step_start = time.monotonic()
+                now = bar + store.bar_length + SETTLE
+                set_replay_time(replay.data_dir, now)  # the clock first: no bar before its close
                 for symbol, frame in frames.items():
                     store.write(symbol, frame.loc[frame.index <= bar])
-                now = bar + store.bar_length + SETTLE
-                set_replay_time(replay.data_dir, now)
                 for _ in range(config.requests_per_bar):
                     path = _pick_endpoint(rng)
                     symbol = rng.choice(replay.symbols)

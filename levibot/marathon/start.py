@@ -80,6 +80,14 @@ def preflight(settings: Settings, *, now: pd.Timestamp | None = None) -> list[st
     with tempfile.NamedTemporaryFile(dir=logs):
         pass
     _say(True, f"shadow-log folder writable: {logs}")
+    switch = KillSwitch(ServingPaths.for_settings(settings).kill_switch)
+    if switch.is_on():
+        state = switch.state()
+        raise PreflightError(
+            f"the kill-switch is ON ({state.reason or state.error}, by {state.actor}): find out "
+            "why and release it deliberately before a marathon"
+        )
+    _say(True, "kill-switch is off")
     return warnings
 
 

@@ -59,6 +59,7 @@ class Book(_Strict):
     label: str
     positions: dict[str, Position] = Field(default_factory=dict)
     last_bar: dict[str, UtcDatetime] = Field(default_factory=dict)
+    last_action: dict[str, dict[str, Any]] = Field(default_factory=dict)
     entries: int = Field(default=0, ge=0)
     closed_trades: int = Field(default=0, ge=0)
     realized_pnl: float = 0.0
@@ -121,6 +122,10 @@ class PaperBook:
         """Open positions by symbol."""
         return {s: p.model_dump(mode="json") for s, p in self._load().positions.items()}
 
+    def last_action(self, symbol: str) -> dict[str, Any] | None:
+        """{"bar", "signal", "was_open"} of the last bar this book acted on for `symbol`."""
+        return self._load().last_action.get(symbol)
+
     def last_bar(self, symbol: str) -> pd.Timestamp | None:
         """Open time of the last bar of `symbol` this book acted on."""
         last = self._load().last_bar.get(symbol)
@@ -133,7 +138,7 @@ class PaperBook:
         symbol: str,
         bar_time: pd.Timestamp,
         close: float,
-        signal: str,
+        signal: str | Callable[[bool], str],
         *,
         policy: Policy,
         model_id: str,
@@ -144,6 +149,9 @@ class PaperBook:
         A bar at or before the last one acted on for `symbol` is a no-op (None).
         ENTRY while flat (and `allow_entry`) opens a long; EXIT while long closes it and
         returns the closed-trade record; anything else only marks the bar as done.
+        `signal` may be a function of "is a position open?", called under the lock with
+        the book's real state, so a decision never rests on another process's stale view.
+        What was decided is kept as the symbol's `last_action` (see `last_action`).
         """
         close = float(close)
         if not (math.isfinite(close) and close > 0):
@@ -160,7 +168,16 @@ class PaperBook:
             book.updated_at = now.to_pydatetime()
             trade = None
             position = book.positions.get(symbol)
-            if signal == "ENTRY" and position is None and allow_entry:
+            if callable(signal):
+                signal = signal(position is not None)
+            if signal == "ENTRY" and (position is not None or not allow_entry):
+                signal = "HOLD"
+            book.last_action[symbol] = {
+                "bar": bar.isoformat(),
+                "signal": signal,
+                "was_open": position is not None,
+            }
+            if signal == "ENTRY":
                 book.positions[symbol] = Position(
                     model_id=model_id,
                     entry_time=bar.to_pydatetime(),

@@ -13,6 +13,7 @@ was called.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from levibot.data.store import FeatureStore
+from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.clock import Clock, system_clock
 from levibot.online.feed import FeatureFeed
@@ -42,6 +44,7 @@ from levibot.registry import (
 )
 from levibot.settings import Settings
 
+log = logging.getLogger("levibot.online")
 KINDS = ("lgbm", "deep", "ensemble")
 POLICY_KIND = "lgbm"
 MAX_N_SAMPLES = 200
@@ -92,9 +95,8 @@ class PredictionService:
         }
         self._cache: dict[tuple, dict[str, Any]] = {}
         self._cache_bar: dict[str, pd.Timestamp] = {}
-        self._acted: dict[tuple[str, str, str], pd.Timestamp] = {}
+        self._acted: dict[tuple[str, str, str], tuple[pd.Timestamp, bool]] = {}
         self._views: dict[str, BarView] = {}
-        self._open: dict[tuple[str, str], bool] = {}
         self._rng = random.Random(seed)
         self.started = time.time()
 
@@ -121,8 +123,14 @@ class PredictionService:
         if rows.empty:
             raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest")
         cached = self._views.get(symbol)
-        if cached is not None and cached.rows is rows:  # the feed hands out the same frame
-            return cached
+        now_ns = self.clock().value
+        if cached is not None and cached.rows is rows and cached.closed_at_ns <= now_ns:
+            return cached  # the feed hands out the same frame while the file is unchanged
+        closed = (rows.index + self.store.bar_length) <= pd.Timestamp(now_ns, tz="UTC")
+        if not closed.all():  # a bar still open at "now" is not usable yet
+            rows = rows.loc[closed]
+            if rows.empty:
+                raise ServiceUnavailable(f"no closed bar for {symbol} yet")
         bar = rows.index[-1]
         view = BarView(rows, bar, bar.isoformat(), float(rows["close"].iloc[-1]),
                        (bar + self.store.bar_length).value)  # fmt: skip
@@ -185,17 +193,26 @@ class PredictionService:
         return True, "open"
 
     def _decide(
-        self, snapshot: Snapshot, release: LoadedRelease, symbol: str, p_up: float, staleness: float
+        self,
+        snapshot: Snapshot,
+        release: LoadedRelease,
+        p_up: float,
+        staleness: float,
+        position_open: bool,
     ) -> tuple[str, str | None]:
-        """The signal after the guards, and the reason when HOLD is forced."""
+        """The signal after the guards, and the reason when HOLD is forced.
+
+        The kill-switch blocks new positions but lets an open one exit: stopping trading
+        must not trap a position the model wants out of.
+        """
+        wanted = signal_for(p_up, position_open, release.policy)
         if self.kill_switch.is_on():
-            return "HOLD", "kill_switch"
+            return (wanted, None) if wanted == "EXIT" else ("HOLD", "kill_switch")
         if staleness > snapshot.canary.guards.max_staleness_sec:
             return "HOLD", "stale_features"
         if signal_confidence(p_up) < snapshot.canary.min_confidence:
             return "HOLD", "low_confidence"
-        position_open = self._open.get((release.role, symbol), False)
-        return signal_for(p_up, position_open, release.policy), None
+        return wanted, None
 
     def _paper(
         self,
@@ -204,23 +221,38 @@ class PredictionService:
         symbol: str,
         view: BarView,
         staleness: float,
-    ) -> None:
-        """Let the release's paper book act once on this bar (idempotent across workers)."""
-        bar = view.bar
+    ) -> bool:
+        """Let the release's book act once on this bar; returns "was a position open
+        before this bar?" -- the state every signal of this bar is decided against.
+
+        The decision is made inside the book's lock from its real state (another worker
+        may have acted on the last bar), and is idempotent across workers.
+        """
         memo = (release.role, release.model_id, symbol)
-        if self._acted.get(memo) is bar:
-            return
+        cached = self._acted.get(memo)
+        if cached is not None and cached[0] is view.bar:
+            return cached[1]
         p_up = self._output(snapshot, release, POLICY_KIND, symbol, view, 0)["p_up"]
-        signal, _reason = self._decide(snapshot, release, symbol, p_up, staleness)
         book = self.books[release.role]
-        trade = book.on_bar(
-            symbol, bar, view.close, signal, policy=release.policy,
-            model_id=release.model_id, allow_entry=not self.kill_switch.is_on(),
-        )  # fmt: skip
-        if trade is not None:
-            self.shadow.log_trade(trade)
-        self._open[(release.role, symbol)] = symbol in book.positions()
-        self._acted[memo] = bar
+        try:
+            trade = book.on_bar(
+                symbol, view.bar, view.close,
+                lambda was_open: self._decide(snapshot, release, p_up, staleness, was_open)[0],
+                policy=release.policy, model_id=release.model_id,
+                allow_entry=not self.kill_switch.is_on(),
+            )  # fmt: skip
+            if trade is not None:
+                self.shadow.log_trade(trade)
+            action = book.last_action(symbol) or {}
+            if action.get("bar") == view.bar_iso:
+                was_open = bool(action["was_open"])
+            else:  # a book written before actions were recorded: judge from positions
+                was_open = symbol in book.positions()
+        except CorruptFileError as exc:  # paper trading degrades; predictions go on
+            log.error("paper book %s unusable: %s", release.role, exc)
+            was_open = False
+        self._acted[memo] = (view.bar, was_open)
+        return was_open
 
     def predict(
         self, symbol: str, kind: str, *, client_id: str | None = None, n_samples: int = 20,
@@ -249,9 +281,9 @@ class PredictionService:
         for name, release in releases.items():
             if release is None:
                 continue
-            self._paper(snapshot, release, symbol, view, staleness)
+            was_open = self._paper(snapshot, release, symbol, view, staleness)
             out = self._output(snapshot, release, kind, symbol, view, n_samples)
-            signal, reason = self._decide(snapshot, release, symbol, out["p_up"], staleness)
+            signal, reason = self._decide(snapshot, release, out["p_up"], staleness, was_open)
             is_served = name == variant
             lines.append({
                 "request_id": request_id, "endpoint": ENDPOINTS[kind], "symbol": symbol,
@@ -301,7 +333,7 @@ class PredictionService:
         for symbol in snapshot.symbols or self.settings.symbols:
             try:
                 out[symbol] = self.feed.staleness_seconds(symbol)
-            except (FileNotFoundError, IndexError):
+            except (FileNotFoundError, IndexError, CorruptFileError):
                 out[symbol] = None
         return out
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Depends, Response
 
 from levibot.io import read_json
 from levibot.online.service import PredictionService
+from levibot.timeframe import to_utc
 from serving import metrics
 from serving.deps import get_service
 from serving.schemas import AutomationStatus, Health, ModelStatus
@@ -49,14 +49,29 @@ def model_status(service: Service) -> dict:
     }
 
 
+def _field(path, key: str) -> str | None:
+    """One string field of a JSON object file; None when absent or not that shape."""
+    if not path.exists():
+        return None
+    try:
+        payload = read_json(path)
+    except ValueError:
+        return None
+    value = payload.get(key) if isinstance(payload, dict) else None
+    return str(value) if value is not None else None
+
+
 @router.get("/automation/status", response_model=AutomationStatus)
 def automation_status(service: Service) -> dict:
     snapshot = service.snapshot()
-    marathon_file = service.paths.root / "marathon.json"
-    started = read_json(marathon_file).get("started_at") if marathon_file.exists() else None
-    elapsed = (service.clock() - pd.Timestamp(started)).total_seconds() / 3600 if started else None
-    drift_file = service.settings.registry_dir / "drift" / "latest.json"
-    drift = read_json(drift_file).get("status") if drift_file.exists() else None
+    started = _field(service.paths.marathon, "started_at")
+    elapsed = None
+    if started is not None:
+        try:
+            elapsed = (service.clock() - to_utc(started)).total_seconds() / 3600
+        except (TypeError, ValueError):
+            started = None
+    drift = _field(service.settings.registry_dir / "drift" / "latest.json", "status")
     counts = service.shadow.counts()
     return {
         "marathon_running": started is not None,

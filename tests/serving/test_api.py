@@ -264,3 +264,14 @@ def test_without_a_registry_every_endpoint_answers_cleanly(project, clock, monke
         assert response.status_code == 503 and "no prod model" in response.text
         for path in ("/ml/model/status", "/automation/status", "/metrics"):
             assert fresh.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("content", ['["not", "an", "object"]', '{"started_at": 17}', "{oops"])
+def test_odd_state_files_do_not_break_automation_status(client, project, content):
+    marathon = project.data_dir / "serving" / "marathon.json"
+    marathon.parent.mkdir(parents=True, exist_ok=True)
+    marathon.write_text(content)
+    (project.registry_dir / "drift").mkdir(exist_ok=True)
+    (project.registry_dir / "drift" / "latest.json").write_text(content)
+    response = client.get("/automation/status")
+    assert response.status_code == 200, response.text
