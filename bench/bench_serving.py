@@ -140,7 +140,8 @@ def main() -> int:
 
     baseline = rows["/ping (baseline)"]["rps"]
     print(
-        f"serving benchmark: 1 uvicorn worker, {args.threads} client threads, {args.seconds:.0f} s"
+        f"serving benchmark: 1 uvicorn worker, {args.threads} client threads, median of "
+        f"{args.rounds} interleaved rounds of {args.seconds:.0f} s per endpoint"
     )
     print(f"{'endpoint':44s} {'req/s':>8s} {'vs ping':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'n':>6s}")
     for name, row in rows.items():
