@@ -39,7 +39,8 @@ def create_app(
         else:
             resolved = settings or load_settings(os.environ.get("LEVIBOT_ENV_FILE", "env.yaml"))
             clock, mode = clock_for(resolved.data_dir)
-            app.state.service = PredictionService(resolved, clock=clock)
+            reload_every = 0.0 if mode == "replay" else 0.5  # replay: files change per bar
+            app.state.service = PredictionService(resolved, clock=clock, reload_every=reload_every)
             if mode != "live":
                 log.warning("levibot serving in %s mode", mode)
         yield

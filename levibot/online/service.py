@@ -77,15 +77,25 @@ def _mc_seed(symbol: str, bar_time: pd.Timestamp) -> int:
 class PredictionService:
     """One per process; thread-safe enough for FastAPI's thread pool (state is files)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = system_clock, seed: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        seed: int = 0,
+        reload_every: float = 0.5,
+    ) -> None:
+        """`reload_every`: seconds between looks at the registry files (0 = every request,
+        which a replay uses so a file written before a bar is seen on that bar)."""
         self.settings = settings
         self.clock = clock
         self.paths = ServingPaths.for_settings(settings)
         self.store = FeatureStore(settings.data_dir / "store", settings.timeframe)
         self.feed = FeatureFeed(self.store, clock=clock)
         self.watcher = SnapshotWatcher(
-            registry_path(settings), canary_policy_path(settings), weights_path(settings)
-        )
+            registry_path(settings), canary_policy_path(settings), weights_path(settings),
+            check_every=reload_every,
+        )  # fmt: skip
         self.shadow = ShadowLog(self.paths.logs, clock=clock)
         self.kill_switch = KillSwitch(self.paths.kill_switch, clock=clock)
         self.audit = AuditLog(self.paths.audit, clock=clock)
