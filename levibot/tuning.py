@@ -172,16 +172,22 @@ def _last_p_up(frame: pd.DataFrame, endpoint: str) -> pd.DataFrame:
     return rows[["symbol", "bar_time", "p_up"]]
 
 
-def align_predictions(predictions: pd.DataFrame, role: str = "prod") -> pd.DataFrame:
+def align_predictions(
+    predictions: pd.DataFrame, role: str = "prod", model_id: str | None = None
+) -> pd.DataFrame:
     """(symbol, bar_time, p_lgbm, p_deep): both models' last p_up per bar, inner-joined.
 
-    Rows of other roles or endpoints, and rows without a finite p_up or a bar_time, are
+    Rows of other roles or endpoints (or, with `model_id`, of another release that held
+    the role earlier in the window), and rows without a finite p_up or a bar_time, are
     ignored. Input order does not matter beyond "later ts wins" for duplicates.
     """
     columns = ["symbol", "bar_time", "p_lgbm", "p_deep"]
     if predictions.empty:
         return pd.DataFrame(columns=columns)
-    frame = predictions.loc[predictions["role"] == role].copy()
+    mine = predictions["role"] == role
+    if model_id is not None:
+        mine &= predictions["model_id"] == model_id
+    frame = predictions.loc[mine].copy()
     frame["p_up"] = pd.to_numeric(frame["p_up"], errors="coerce")
     frame["bar_time"] = pd.to_datetime(frame["bar_time"], utc=True, errors="coerce")
     frame = frame[np.isfinite(frame["p_up"].to_numpy(dtype="float64"))]
@@ -305,12 +311,13 @@ def tune_weights(
     prev = previous or dict(DEFAULT_WEIGHTS)
     if policy is None:
         policy = role_policy(registry_path(settings), role)
+    current = getattr(load_registry(registry_path(settings), missing_ok=True), role)
 
     since = now_ts - pd.Timedelta(days=days)
     predictions = ShadowLog(logs_dir(settings)).predictions(since=since)
     if not predictions.empty:
         predictions = predictions[predictions["ts"] <= now_ts]
-    aligned = align_predictions(predictions, role)
+    aligned = align_predictions(predictions, role, current.id if current else None)
     store = FeatureStore(Path(settings.data_dir) / "store", settings.timeframe)
     pairs, returns, dropped = _book_inputs(aligned, store)
     rows = sum(int(frame["p_lgbm"].notna().sum()) for frame in pairs.values())

@@ -25,8 +25,11 @@ from levibot.policy import Policy
 from levibot.registry import ModelEntry, bootstrap_prod, registry_path
 from levibot.settings import Settings, load_settings
 from levibot.tuning import (
+    DEEP_ENDPOINT,
+    LGBM_ENDPOINT,
     TuningError,
     TuningResult,
+    align_predictions,
     best_weight,
     run_tuning,
     smooth,
@@ -477,3 +480,15 @@ def test_cli_tune_errors(
     _one_error_line(capsys, "nope.json", "file not found")
     assert main(["tune", "--env-file", str(env_file), "--now", "yesterday-ish"]) == 2
     assert "not an ISO timestamp" in capsys.readouterr().err
+
+
+def test_rows_of_an_earlier_release_in_the_same_role_are_left_out() -> None:
+    base = {"role": "prod", "symbol": "BTCUSDT", "bar_time": pd.Timestamp("2026-01-01", tz="UTC")}
+    rows = pd.DataFrame([
+        {**base, "ts": 1, "endpoint": LGBM_ENDPOINT, "p_up": 0.6, "model_id": "old"},
+        {**base, "ts": 2, "endpoint": DEEP_ENDPOINT, "p_up": 0.4, "model_id": "old"},
+        {**base, "ts": 3, "endpoint": LGBM_ENDPOINT, "p_up": 0.7, "model_id": "new"},
+    ])  # fmt: skip
+    assert len(align_predictions(rows, "prod")) == 1  # without a model id: old and new mixed
+    assert align_predictions(rows, "prod", "new").empty  # the new release has no deep row
+    assert align_predictions(rows, "prod", "old")["p_lgbm"].tolist() == [0.6]
