@@ -182,17 +182,6 @@ so a script that must tell 'critical' from an error should pass --json and read
 """
 
 
-def _drift_time(text: str) -> str:
-    """--now: an ISO timestamp (naive means UTC)."""
-    import pandas as pd
-
-    try:
-        pd.Timestamp(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from exc
-    return text
-
-
 def _cmd_drift(args: argparse.Namespace) -> int:
     from levibot.drift import DriftError, format_table, run_drift_check
 
@@ -226,7 +215,7 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     drift.add_argument("--hours", type=float, default=24.0, help="current window (default 24)")
     drift.add_argument(
-        "--now", type=_drift_time, default=None, help="ISO end of the window (default: newest bar)"
+        "--now", type=_iso_time, default=None, help="ISO end of the window (default: newest bar)"
     )
     drift.add_argument(
         "--reference", type=Path, default=None, help="stored reference .npz (default: fit it now)"

@@ -237,7 +237,7 @@ def canary_policy_path(settings: Settings) -> Path:
     return Path(settings.registry_dir) / CANARY_POLICY_FILE
 
 
-def _format_errors(exc: ValidationError, limit: int = 5) -> str:
+def format_errors(exc: ValidationError, limit: int = 5) -> str:
     """One line per field ('prod.policy: exit_threshold ...'), not pydantic's traceback."""
     parts = []
     for err in exc.errors()[:limit]:
@@ -254,7 +254,7 @@ def _validate(model: type[M], data: Any, path: Path) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RegistryError(f"{path}: invalid {model.__name__}: {_format_errors(exc)}") from exc
+        raise RegistryError(f"{path}: invalid {model.__name__}: {format_errors(exc)}") from exc
 
 
 def _read(path: Path, model: type[M], missing_ok: bool) -> M:
@@ -369,13 +369,19 @@ def _archive(reg: Registry, entry: ModelEntry, role: Role, reason: str, **kw: An
     )
 
 
+def _checked(path: Path | str, entry: ModelEntry, reason: str, verify: bool) -> tuple[Path, str]:
+    """Shared preamble of the two ways in: a reason, and artifacts that match their hashes."""
+    path, reason = Path(path), _reason(reason)
+    if verify:
+        verify_artifacts(entry, path.parent)
+    return path, reason
+
+
 def register_candidate(
     path: Path | str, entry: ModelEntry, *, reason: str, verify: bool = True
 ) -> Registry:
     """Make `entry` the candidate; a previous candidate is archived as 'replaced'."""
-    path, reason = Path(path), _reason(reason)
-    if verify:
-        verify_artifacts(entry, path.parent)
+    path, reason = _checked(path, entry, reason, verify)
     with registry_transaction(path, missing_ok=True) as reg:
         taken = {e.id for e in (reg.prod, reg.candidate) if e is not None}
         if entry.id in taken:
@@ -392,9 +398,7 @@ def bootstrap_prod(
     path: Path | str, entry: ModelEntry, *, reason: str, verify: bool = True
 ) -> Registry:
     """Install the very first prod release; refused once a prod exists (use promote)."""
-    path, reason = Path(path), _reason(reason)
-    if verify:
-        verify_artifacts(entry, path.parent)
+    path, reason = _checked(path, entry, reason, verify)
     with registry_transaction(path, missing_ok=True) as reg:
         if reg.prod is not None:
             raise RegistryError(f"{path}: prod already set ({reg.prod.id}); promote a candidate")

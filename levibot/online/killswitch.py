@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from levibot.io import CorruptFileError, read_json, write_json_atomic
-from levibot.registry import file_lock
+from levibot.registry import file_lock, format_errors
 from levibot.timeframe import to_utc
 
 
@@ -94,10 +94,7 @@ class KillSwitch:
         try:
             stored = _Stored.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-                for e in exc.errors()[:3]
-            )
+            problems = format_errors(exc, limit=3)
             return KillState(enabled=True, error=f"{self.path}: invalid, failing safe: {problems}")
         if not isinstance(data.get("enabled"), bool):
             return KillState(

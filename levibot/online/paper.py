@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from levibot.backtest import cost_rate
 from levibot.io import CorruptFileError, read_json, write_json_atomic
 from levibot.policy import Policy
-from levibot.registry import LOCK_TIMEOUT_SEC, UtcDatetime, file_lock
+from levibot.registry import LOCK_TIMEOUT_SEC, UtcDatetime, file_lock, format_errors
 from levibot.timeframe import timeframe_seconds, to_utc
 
 SCHEMA_VERSION = 1
@@ -103,10 +103,7 @@ class PaperBook:
         try:
             book = Book.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-                for e in exc.errors()[:5]
-            )
+            problems = format_errors(exc, limit=5)
             raise CorruptFileError(f"{self.path}: not a valid paper book: {problems}") from exc
         if book.label != self.label:
             raise CorruptFileError(

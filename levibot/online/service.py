@@ -209,6 +209,7 @@ class PredictionService:
         p_up: float,
         staleness: float,
         position_open: bool,
+        killed: bool,
     ) -> tuple[str, str | None]:
         """The signal after the guards, and the reason when HOLD is forced.
 
@@ -216,7 +217,7 @@ class PredictionService:
         must not trap a position the model wants out of.
         """
         wanted = signal_for(p_up, position_open, release.policy)
-        if self.kill_switch.is_on():
+        if killed:
             return (wanted, None) if wanted == "EXIT" else ("HOLD", "kill_switch")
         if staleness > snapshot.canary.guards.max_staleness_sec:
             return "HOLD", "stale_features"
@@ -231,6 +232,7 @@ class PredictionService:
         symbol: str,
         view: BarView,
         staleness: float,
+        killed: bool,
     ) -> bool:
         """Let the release's book act once on this bar; returns "was a position open
         before this bar?" -- the state every signal of this bar is decided against.
@@ -247,9 +249,11 @@ class PredictionService:
         try:
             trade = book.on_bar(
                 symbol, view.bar, view.close,
-                lambda was_open: self._decide(snapshot, release, p_up, staleness, was_open)[0],
+                lambda was_open: self._decide(
+                    snapshot, release, p_up, staleness, was_open, killed
+                )[0],
                 policy=release.policy, model_id=release.model_id,
-                allow_entry=not self.kill_switch.is_on(),
+                allow_entry=not killed,
             )  # fmt: skip
             if trade is not None:
                 self.shadow.log_trade(trade)
@@ -285,15 +289,18 @@ class PredictionService:
             rng=self._rng,
         )
         releases = {PROD: snapshot.prod, CANARY: snapshot.candidate}
+        killed = self.kill_switch.is_on()  # one read per request, shared by both releases
         request_id = request_id or uuid.uuid4().hex
         served: dict[str, Any] | None = None
         lines = []
         for name, release in releases.items():
             if release is None:
                 continue
-            was_open = self._paper(snapshot, release, symbol, view, staleness)
+            was_open = self._paper(snapshot, release, symbol, view, staleness, killed)
             out = self._output(snapshot, release, kind, symbol, view, n_samples)
-            signal, reason = self._decide(snapshot, release, out["p_up"], staleness, was_open)
+            signal, reason = self._decide(
+                snapshot, release, out["p_up"], staleness, was_open, killed
+            )
             is_served = name == variant
             lines.append({
                 "request_id": request_id, "endpoint": ENDPOINTS[kind], "symbol": symbol,
