@@ -23,11 +23,12 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-import yaml
 
 from levibot.data.store import FeatureStore
+from levibot.marathon.replay import workspace_settings
 from levibot.marathon.server import start_server
-from levibot.settings import load_settings
+from levibot.settings import load_settings, save_settings
+from levibot.state.paths import Paths, Workspace
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,18 +88,16 @@ def main() -> int:
     args = parser.parse_args()
 
     settings = load_settings(args.env_file)
-    if not (settings.registry_dir / "model_registry.json").exists():
+    origin = Paths.of(settings)
+    if not origin.registry.exists():
         print("no trained registry: run `make run` first", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="levibot-bench-"))
-    shutil.copytree(settings.data_dir / "store", work / "data" / "store")
-    shutil.copytree(settings.registry_dir, work / "registry")
-    env_file = work / "env.yaml"
-    env_file.write_text(yaml.safe_dump({
-        "symbols": ",".join(settings.symbols), "timeframe": settings.timeframe,
-        "data_dir": str(work / "data"), "registry_dir": str(work / "registry"),
-    }))  # fmt: skip
-    server = start_server(env_file, workers=1, log_path=work / "server.log")
+    bench = workspace_settings(settings, work)  # the layout of a replay workspace
+    shutil.copytree(origin.store_root, Paths.of(bench).store_root)
+    shutil.copytree(origin.registry_dir, bench.registry_dir)
+    env_file = save_settings(Workspace(work).settings_file, bench)
+    server = start_server(env_file, workers=1, log_path=Workspace(work).server_log)
     base = server.base_url
     try:
         server.wait_healthy()
@@ -121,7 +120,7 @@ def main() -> int:
             name: sorted(results, key=lambda r: r["rps"])[len(results) // 2]
             for name, results in rounds.items()
         }
-        store = FeatureStore(work / "data" / "store", settings.timeframe)
+        store = Paths.of(bench).store()
         first = []
         with httpx.Client(base_url=base, timeout=60) as client:
             for _ in range(args.new_bars):

@@ -13,21 +13,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from levibot.cli_args import EXIT_ERROR, EXIT_OK, iso_time, one_line, paths_of, settings_of
 from levibot.io import CorruptFileError
 from levibot.marathon.commands import add_marathon
-from levibot.registry import (
-    RegistryError,
-    describe,
-    load_registry,
-    promote,
-    registry_path,
-    rollback,
-    tighten_policy,
-)
-from levibot.settings import SettingsError, load_settings
+from levibot.registry import RegistryError, describe, load_registry, tighten_policy
+from levibot.settings import DEFAULT_ENV_FILE, SettingsError
+from levibot.symbols import parse_symbols
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 EXPECTED_ERRORS = (RegistryError, SettingsError, CorruptFileError, OSError, RuntimeError)
 
 Handler = Callable[[argparse.Namespace], int]
@@ -39,28 +31,27 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     On subparsers the defaults are SUPPRESS so they do not overwrite a value given
     before the subcommand.
     """
-    default_env = argparse.SUPPRESS if suppress else "env.yaml"
-    default_reg = argparse.SUPPRESS if suppress else None
+    default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--env-file", default=default_env, help="settings file (default: env.yaml in cwd)"
+        "--env-file",
+        default=default,
+        help="settings file (default: env.yaml in the working directory, if there is one; "
+        "a file named here must exist)",
     )
     parser.add_argument(
-        "--registry", default=default_reg, type=Path, help="registry JSON (overrides settings)"
+        "--registry",
+        default=default,
+        type=Path,
+        help="registry JSON (default: the settings' registry_dir); its canary policy, "
+        "weights and drift results are read beside it",
     )
-
-
-def _registry_file(args: argparse.Namespace) -> Path:
-    """--registry if given, else <settings.registry_dir>/model_registry.json."""
-    if args.registry is not None:
-        return Path(args.registry)
-    return registry_path(load_settings(args.env_file))
 
 
 # ------------------------------------------------------------------------ registry
 
 
 def _cmd_registry_show(args: argparse.Namespace) -> int:
-    registry = load_registry(_registry_file(args))
+    registry = load_registry(paths_of(args).registry)
     if args.json:
         print(json.dumps(registry.model_dump(mode="json"), indent=2, sort_keys=True))
     else:
@@ -68,25 +59,9 @@ def _cmd_registry_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_registry_promote(args: argparse.Namespace) -> int:
-    registry = promote(_registry_file(args), reason=args.reason)
-    previous = registry.events[-1].details.get("previous_prod")
-    assert registry.prod is not None
-    print(f"promoted {registry.prod.id} to prod (previous prod: {previous})")
-    return EXIT_OK
-
-
-def _cmd_registry_rollback(args: argparse.Namespace) -> int:
-    registry = rollback(_registry_file(args), reason=args.reason)
-    previous = registry.events[-1].details.get("previous_prod")
-    assert registry.prod is not None
-    print(f"rolled back: prod is {registry.prod.id} (was {previous})")
-    return EXIT_OK
-
-
 def _cmd_registry_tighten(args: argparse.Namespace) -> int:
     registry = tighten_policy(
-        _registry_file(args), delta=args.delta, reason=args.reason, target=args.target
+        paths_of(args).registry, delta=args.delta, reason=args.reason, target=args.target
     )
     entry = getattr(registry, args.target)
     event = registry.events[-1].details
@@ -107,18 +82,14 @@ def _add_registry(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     show.add_argument("--json", action="store_true", help="print the raw registry JSON")
     show.set_defaults(handler=_cmd_registry_show)
 
-    for name, handler, text in (
-        ("promote", _cmd_registry_promote, "make the candidate prod"),
-        ("rollback", _cmd_registry_rollback, "restore the previous prod"),
-    ):
-        cmd = cmds.add_parser(name, parents=[common], help=text)
-        cmd.add_argument("--reason", required=True, help="recorded in the audit log")
-        cmd.set_defaults(handler=handler)
+    _add_promote_rollback(cmds, common)  # the same commands as `levibot promote / rollback`
 
     tighten = cmds.add_parser(
         "tighten-policy", parents=[common], help="raise entry / lower exit thresholds"
     )
-    tighten.add_argument("--delta", type=float, default=0.01)
+    tighten.add_argument(
+        "--delta", type=float, default=0.01, help="added to entry, taken from exit (default 0.01)"
+    )
     tighten.add_argument("--reason", required=True, help="recorded in the audit log")
     tighten.add_argument("--target", choices=("candidate", "prod"), default="candidate")
     tighten.set_defaults(handler=_cmd_registry_tighten)
@@ -127,28 +98,15 @@ def _add_registry(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 # ---------------------------------------------------------------------------- tune
 
 
-def _iso_time(text: str) -> str:
-    """--now: any ISO timestamp pandas parses (naive means UTC)."""
-    import pandas as pd
-
-    try:
-        pd.Timestamp(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from exc
-    return text
-
-
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from levibot.tuning import TuningError, role_policy, run_tuning
+    from levibot.tuning import TuningError, run_tuning
 
     try:
-        settings = load_settings(args.env_file)
-        registry = args.registry if args.registry is not None else registry_path(settings)
         result = run_tuning(
-            settings, now=args.now, days=args.days, policy=role_policy(registry, "prod")
+            settings_of(args), now=args.now, days=args.days, registry_file=args.registry
         )
     except TuningError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
@@ -166,8 +124,10 @@ def _add_tune(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     tune = sub.add_parser(
         "tune", parents=[common], help="tune the LightGBM/transformer ensemble weights"
     )
-    tune.add_argument("--days", type=float, default=3.0, help="days of shadow logs (default 3)")
-    tune.add_argument("--now", type=_iso_time, default=None, help="ISO end of the window")
+    tune.add_argument(
+        "--days", type=float, default=None, help="days of shadow logs (default: tuning_days)"
+    )
+    tune.add_argument("--now", type=iso_time, default=None, help="ISO end of the window")
     tune.add_argument("--json", action="store_true", help="print the result as JSON")
     tune.set_defaults(handler=_cmd_tune)
 
@@ -187,14 +147,14 @@ def _cmd_drift(args: argparse.Namespace) -> int:
 
     try:
         result = run_drift_check(
-            load_settings(args.env_file),
+            settings_of(args),
             now=args.now,
             current_hours=args.hours,
             reference_path=args.reference,
             registry_file=args.registry,
         )
     except DriftError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
@@ -213,9 +173,11 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         epilog=DRIFT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    drift.add_argument("--hours", type=float, default=24.0, help="current window (default 24)")
     drift.add_argument(
-        "--now", type=_iso_time, default=None, help="ISO end of the window (default: newest bar)"
+        "--hours", type=float, default=None, help="current window (default: drift_current_hours)"
+    )
+    drift.add_argument(
+        "--now", type=iso_time, default=None, help="ISO end of the window (default: newest bar)"
     )
     drift.add_argument(
         "--reference", type=Path, default=None, help="stored reference .npz (default: fit it now)"
@@ -227,16 +189,10 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 # ---------------------------------------------------------------------- operations
 
 
-def _ops_paths(args: argparse.Namespace):
-    from levibot.operations import OpsPaths
-
-    return OpsPaths.resolve(load_settings(args.env_file), args.registry)
-
-
 def _cmd_promote(args: argparse.Namespace) -> int:
     from levibot.operations import promote_candidate
 
-    registry, policy = promote_candidate(_ops_paths(args), notes=args.notes)
+    registry, policy = promote_candidate(paths_of(args), reason=args.reason)
     assert registry.prod is not None
     previous = registry.events[-1].details.get("previous_prod")
     print(f"promoted {registry.prod.id} to prod (previous prod: {previous})")
@@ -247,11 +203,30 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from levibot.operations import rollback_prod
 
-    registry = rollback_prod(_ops_paths(args), notes=args.notes)
+    registry = rollback_prod(paths_of(args), reason=args.reason)
     assert registry.prod is not None
     previous = registry.events[-1].details.get("previous_prod")
     print(f"rolled back: prod is {registry.prod.id} (was {previous})")
     return EXIT_OK
+
+
+def _add_promote_rollback(sub: argparse._SubParsersAction, common: argparse.ArgumentParser):
+    """promote / rollback, under `levibot` and under `levibot registry` (one implementation)."""
+    promote_cmd = sub.add_parser(
+        "promote", parents=[common],
+        help="candidate -> prod (old prod archived), canary off; hot-reloaded, audited",
+    )  # fmt: skip
+    promote_cmd.add_argument(
+        "--reason", required=True, help="why; recorded in the registry and the audit log"
+    )
+    promote_cmd.set_defaults(handler=_cmd_promote)
+    rollback_cmd = sub.add_parser(
+        "rollback", parents=[common], help="restore the previous prod; hot-reloaded, audited"
+    )
+    rollback_cmd.add_argument(
+        "--reason", default=None, help="why (default: 'manual rollback'); recorded"
+    )
+    rollback_cmd.set_defaults(handler=_cmd_rollback)
 
 
 def _fraction(text: str) -> float:
@@ -267,7 +242,7 @@ def _fraction(text: str) -> float:
 def _cmd_canary(args: argparse.Namespace) -> int:
     from levibot.operations import canary_summary, current_candidate, set_canary
 
-    paths = _ops_paths(args)
+    paths = paths_of(args)
     enabled = args.canary_command == "enable"
     set_canary(paths, enabled=enabled, fraction=getattr(args, "fraction", None))
     print(canary_summary(paths))
@@ -278,16 +253,7 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 def _add_operations(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """`levibot promote | rollback | canary enable/disable`: hot-reloaded, audited."""
-    promote_cmd = sub.add_parser(
-        "promote", parents=[common], help="candidate -> prod, canary off (hot reload, audited)"
-    )
-    promote_cmd.add_argument("--notes", required=True, help="why; recorded in registry + audit")
-    promote_cmd.set_defaults(handler=_cmd_promote)
-    rollback_cmd = sub.add_parser(
-        "rollback", parents=[common], help="restore the previous prod (hot reload, audited)"
-    )
-    rollback_cmd.add_argument("--notes", default=None, help="why (default: 'manual rollback')")
-    rollback_cmd.set_defaults(handler=_cmd_rollback)
+    _add_promote_rollback(sub, common)
     canary = sub.add_parser("canary", help="switch the candidate's canary traffic on or off")
     actions = canary.add_subparsers(dest="canary_command", required=True, metavar="ACTION")
     enable = actions.add_parser("enable", parents=[common], help="send --fraction to candidate")
@@ -303,19 +269,22 @@ def _add_operations(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from levibot.operations import BuildFailed, parse_symbols, run_retrain
+    from levibot.operations import BuildFailed, run_retrain
 
-    symbols = parse_symbols(args.symbol)
+    try:
+        symbols = parse_symbols(args.symbol, dedupe=True)
+    except ValueError as exc:
+        raise SettingsError(f"--symbol: {exc}") from exc
     print("retraining: ploomber build --partially calibrate_and_sweep ...", flush=True)
     try:
         result = run_retrain(
-            args.env_file, load_settings(args.env_file), symbols=symbols, days=args.days,
+            args.env_file or DEFAULT_ENV_FILE, settings_of(args), symbols=symbols, days=args.days,
             registry=args.registry, timeout=args.timeout,
         )  # fmt: skip
     except BuildFailed as exc:
         if exc.tail:
             print(exc.tail, file=sys.stderr)
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     if result.output_tail:
         print(result.output_tail)
@@ -346,7 +315,7 @@ def _add_retrain(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def _cmd_schedule(args: argparse.Namespace) -> int:
     from levibot.operations import cron_jobs, write_schedule
 
-    out = write_schedule(args.env_file, load_settings(args.env_file), args.output)
+    out = write_schedule(args.env_file or DEFAULT_ENV_FILE, settings_of(args), args.output)
     print(f"wrote {out} ({len(cron_jobs(out.read_text()))} jobs); install with:")
     print(f"  (crontab -l 2>/dev/null; cat {out}) | crontab -")
     return EXIT_OK
@@ -381,10 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 usage or expected error)."""
     parser = build_parser()
@@ -395,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except EXPECTED_ERRORS as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from levibot.data.store import FeatureStore
 from levibot.features import (
     CROSS_ASSET_FEATURES,
     FEATURES,
@@ -21,6 +20,7 @@ from levibot.features import (
 )
 from levibot.settings import Settings
 from levibot.splits import TimeSplit, make_time_split
+from levibot.state.paths import Paths
 from levibot.timeframe import timeframe_delta
 
 MODEL_FEATURES = FEATURES + CROSS_ASSET_FEATURES
@@ -29,7 +29,7 @@ BAR_RETURN = "bar_return"  # close_t / close_{t-1} - 1: what a position held int
 
 def load_feature_frames(settings: Settings) -> dict[str, pd.DataFrame]:
     """Stored feature tables for the configured symbols; a missing one is an error."""
-    store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+    store = Paths.of(settings).store()
     frames = {}
     for symbol in settings.symbols:
         frame = store.read(symbol)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from levibot.data.schema import BAR_COLUMNS
 from levibot.data.sources import MarketSource, make_source
-from levibot.data.store import FeatureStore, upsert_frames
+from levibot.data.store import upsert_frames
 from levibot.data.validate import (
     REASON_COLUMN,
     DataValidationError,
@@ -21,8 +21,9 @@ from levibot.data.validate import (
     validate_bars,
 )
 from levibot.features import compute_feature_panel
-from levibot.io import read_json, sha256_file, write_csv_atomic, write_json_atomic
-from levibot.settings import Settings
+from levibot.io import sha256_file, write_csv_atomic, write_json_atomic
+from levibot.settings import Settings, settings_payload
+from levibot.state.paths import Paths
 from levibot.timeframe import to_utc
 
 QUALITY_COLUMNS = [
@@ -40,20 +41,6 @@ class IngestResult:
     quarantine: dict[str, pd.DataFrame]
     features: dict[str, pd.DataFrame]
     manifest_path: Path
-
-
-def store_for(settings: Settings) -> FeatureStore:
-    """The feature store the settings point at (shared with training and serving)."""
-    return FeatureStore(settings.data_dir / "store", settings.timeframe)
-
-
-def quarantine_path(settings: Settings, symbol: str) -> Path:
-    store_for(settings).path(symbol)  # validates the symbol before it names a file
-    return settings.data_dir / "quarantine" / f"{symbol}_{settings.timeframe}.csv"
-
-
-def manifest_path_for(settings: Settings) -> Path:
-    return settings.data_dir / "ingest_manifest.json"
 
 
 def _fetch_and_validate(
@@ -80,7 +67,7 @@ def _fetch_and_validate(
 
 def _save_quarantine(settings: Settings, symbol: str, rows: pd.DataFrame, run_at: str) -> None:
     """Append this run's bad rows to the symbol's quarantine CSV (deduplicated)."""
-    path = quarantine_path(settings, symbol)
+    path = Paths.of(settings).quarantine(symbol)
     rows = rows.assign(quarantined_at=run_at)
     if path.exists():
         old = pd.read_csv(path, index_col=0, parse_dates=[0])
@@ -91,9 +78,17 @@ def _save_quarantine(settings: Settings, symbol: str, rows: pd.DataFrame, run_at
 
 
 def run_ingest(
-    settings: Settings, *, source: MarketSource | None = None, now: pd.Timestamp | None = None
+    settings: Settings,
+    *,
+    source: MarketSource | None = None,
+    now: pd.Timestamp | None = None,
+    project_root: Path | str | None = None,
 ) -> IngestResult:
-    """Ingest the settings' window for every symbol and write store + manifest."""
+    """Ingest the settings' window for every symbol and write store + manifest.
+
+    The manifest records the settings and `project_root` (where later tasks resolve
+    their own relative paths; default: the data folder's parent).
+    """
     now = to_utc(now) if now is not None else pd.Timestamp.now("UTC")
     source = source or make_source(settings, now=now)
     start, end = (pd.Timestamp(t) for t in settings.window(now))
@@ -101,7 +96,8 @@ def run_ingest(
         symbol: _fetch_and_validate(source, settings, symbol, start, end)
         for symbol in settings.symbols
     }
-    store = store_for(settings)
+    paths = Paths.of(settings)
+    store = paths.store()
     run_at = now.isoformat()
     merged_bars = {}
     for symbol, (result, _) in validated.items():
@@ -138,7 +134,8 @@ def run_ingest(
         "source": source.name,
         "timeframe": settings.timeframe,
         "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "settings": settings.model_dump(mode="json"),
+        "settings": settings_payload(settings),
+        "project_root": str(Path(project_root or Path(settings.data_dir).parent).resolve()),
         "symbols": {
             symbol: {
                 "path": str(store.path(symbol)),
@@ -153,7 +150,7 @@ def run_ingest(
             first_bar=quality["first_bar"].astype(str), last_bar=quality["last_bar"].astype(str)
         ).to_dict(orient="records"),
     }
-    manifest_path = write_json_atomic(manifest_path_for(settings), manifest)
+    manifest_path = write_json_atomic(paths.manifest, manifest)
     return IngestResult(
         window=(start, end),
         quality=quality,
@@ -161,8 +158,3 @@ def run_ingest(
         features=features,
         manifest_path=manifest_path,
     )
-
-
-def settings_from_manifest(path: Path | str) -> Settings:
-    """The settings the ingest ran with: downstream tasks share them instead of copies."""
-    return Settings.model_validate(read_json(path)["settings"])

@@ -13,16 +13,58 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
+from pydantic import AfterValidator, ValidationError
 
 FILE_MODE = 0o644  # readable by the server/notebooks of other users, like a plain open()
+LOCK_TIMEOUT_SEC = 60.0
 
 
 class CorruptFileError(ValueError):
     """A file exists but cannot be parsed; the message names the file and the problem."""
+
+
+class FileBusyError(OSError):
+    """Another writer held a state file's lock for longer than the timeout."""
+
+
+def to_utc_datetime(value: datetime) -> datetime:
+    """Naive times are taken as UTC; aware ones are converted, so state files are all UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(to_utc_datetime)]
+
+
+def format_errors(exc: ValidationError, limit: int = 5) -> str:
+    """One line per field ('prod.policy: exit_threshold ...'), not pydantic's traceback."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+@contextmanager
+def file_lock(path: Path | str, timeout: float = LOCK_TIMEOUT_SEC) -> Iterator[None]:
+    """Exclusive lock on `<path>.lock` across threads and processes (read-modify-write)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(path.name + ".lock"), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise FileBusyError(f"{path}: still locked by another writer after {timeout}s") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Every registry or canary change goes through the locked, atomic writers of
 `levibot.registry`, so a running server picks it up through its hot reload (no
-restart), and each action is appended to the serving audit log
-(``<data_dir>/serving/audit.jsonl``) next to the API's own admin actions.
+restart), and each action is appended to the serving audit log next to the API's own
+admin actions. These are the only promote and rollback paths: `levibot promote` and
+`levibot registry promote` (an alias) both land here.
 
 `retrain` runs ``ploomber build --partially calibrate_and_sweep --force`` in the project
 folder (the env file's folder): ingest, both trainings and calibrate-and-sweep, with
@@ -23,26 +24,24 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from levibot.online.audit import AuditLog
-from levibot.online.layout import ServingPaths
 from levibot.registry import (
-    CANARY_POLICY_FILE,
     CanaryPolicy,
     Registry,
     RegistryError,
     load_canary_policy,
     load_registry,
     promote,
-    registry_path,
     rollback,
     update_canary_policy,
 )
-from levibot.settings import SYMBOL_PATTERN, Settings
+from levibot.settings import Settings
+from levibot.state.paths import Paths
 
 PLOOMBER_ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
 RETRAIN_TARGET = "calibrate_and_sweep"
@@ -72,39 +71,17 @@ def default_actor() -> str:
         return "cli"
 
 
-@dataclass(frozen=True)
-class OpsPaths:
-    """The registry, its canary policy (beside it) and the serving audit log."""
-
-    registry: Path
-    canary_policy: Path
-    audit: Path
-
-    @classmethod
-    def resolve(cls, settings: Settings, registry: Path | str | None = None) -> OpsPaths:
-        reg = Path(registry) if registry is not None else registry_path(settings)
-        return cls(
-            registry=reg,
-            canary_policy=reg.with_name(CANARY_POLICY_FILE),
-            audit=ServingPaths.for_settings(settings).audit,
-        )
-
-
 # --------------------------------------------------------------- registry / canary
 
 
-def _notes(notes: str | None, default: str) -> str:
-    text = (notes or "").strip() or default
-    return text
-
-
 def promote_candidate(
-    paths: OpsPaths, *, notes: str, actor: str | None = None
+    paths: Paths, *, reason: str, actor: str | None = None
 ) -> tuple[Registry, CanaryPolicy]:
-    """Candidate -> prod (artifacts verified), then the canary off: nothing left to canary."""
-    if not notes or not notes.strip():
-        raise RegistryError("--notes must say why the candidate is promoted")
-    registry = promote(paths.registry, reason=notes.strip())
+    """Candidate -> prod (artifacts verified; the old prod is archived), then the canary
+    off, as the go-live guide says: there is nothing left to canary."""
+    if not reason or not reason.strip():
+        raise RegistryError("--reason must say why the candidate is promoted")
+    registry = promote(paths.registry, reason=reason.strip())
     policy = update_canary_policy(paths.canary_policy, enabled=False)
     assert registry.prod is not None
     previous = registry.events[-1].details.get("previous_prod")
@@ -113,17 +90,15 @@ def promote_candidate(
         "promote",
         model_id=registry.prod.id,
         previous_prod=previous,
-        notes=notes.strip(),
+        reason=reason.strip(),
         canary_enabled=policy.enabled,
     )
     return registry, policy
 
 
-def rollback_prod(
-    paths: OpsPaths, *, notes: str | None = None, actor: str | None = None
-) -> Registry:
+def rollback_prod(paths: Paths, *, reason: str | None = None, actor: str | None = None) -> Registry:
     """Restore the previous prod; the current one is archived as rolled back."""
-    reason = _notes(notes, "manual rollback")
+    reason = (reason or "").strip() or "manual rollback"
     registry = rollback(paths.registry, reason=reason)
     assert registry.prod is not None
     AuditLog(paths.audit).record(
@@ -131,19 +106,19 @@ def rollback_prod(
         "rollback",
         model_id=registry.prod.id,
         previous_prod=registry.events[-1].details.get("previous_prod"),
-        notes=reason,
+        reason=reason,
     )
     return registry
 
 
 def set_canary(
-    paths: OpsPaths,
+    paths: Paths,
     *,
     enabled: bool,
     fraction: float | None = None,
     actor: str | None = None,
 ) -> CanaryPolicy:
-    """Switch the canary on/off (and set its traffic fraction) in canary_policy.json."""
+    """Switch the canary on/off (and set its traffic fraction) in the canary policy file."""
     changes: dict[str, Any] = {"enabled": enabled}
     if fraction is not None:
         changes["fraction"] = fraction
@@ -160,7 +135,7 @@ def current_candidate(path: Path) -> str | None:
     return candidate.id if candidate is not None else None
 
 
-def canary_summary(paths: OpsPaths) -> str:
+def canary_summary(paths: Paths) -> str:
     policy = load_canary_policy(paths.canary_policy)
     state = "enabled" if policy.enabled else "disabled"
     return f"canary {state}, fraction {policy.fraction:g} ({paths.canary_policy})"
@@ -182,21 +157,6 @@ def project_root(env_file: Path | str) -> Path:
 def bin_dir() -> Path:
     """The virtualenv's bin folder (where `levibot` and `ploomber` live)."""
     return Path(sys.executable).absolute().parent
-
-
-def parse_symbols(values: Iterable[str] | None) -> list[str]:
-    """--symbol values, each possibly a comma list, upper-cased, checked, de-duplicated."""
-    symbols: list[str] = []
-    for value in values or ():
-        for part in value.replace(" ", ",").split(","):
-            symbol = part.strip().upper()
-            if not symbol:
-                continue
-            if not re.match(SYMBOL_PATTERN, symbol):
-                raise OperationError(f"not a symbol like BTCUSDT: {part!r}")
-            if symbol not in symbols:
-                symbols.append(symbol)
-    return symbols
 
 
 @dataclass(frozen=True)
@@ -260,7 +220,7 @@ def run_retrain(
 ) -> RetrainResult:
     """Run the build; raise OperationError with its last lines when it fails."""
     command = retrain_command(env_file, symbols=symbols, days=days)
-    paths = OpsPaths.resolve(settings, registry)
+    paths = Paths.of(settings, registry=registry)
     before = current_candidate(paths.registry)
     try:
         done = subprocess.run(
@@ -321,7 +281,7 @@ def render_schedule(template: str, values: Mapping[str, str]) -> str:
 def schedule_values(env_file: Path | str, settings: Settings) -> dict[str, str]:
     """Real, shell-quoted paths of this checkout, resolved now."""
     root = project_root(env_file)
-    logs = ServingPaths.for_settings(settings).root / "cron"
+    logs = Paths.of(settings).cron_logs
     return {
         "PROJECT": shlex.quote(str(root)),
         "BIN": shlex.quote(str(bin_dir())),
@@ -338,7 +298,7 @@ def write_schedule(
     text = render_schedule(template_path(root).read_text(), schedule_values(env_file, settings))
     out = Path(output) if output is not None else root / "ops" / "cron" / SCHEDULE_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
-    (ServingPaths.for_settings(settings).root / "cron").mkdir(parents=True, exist_ok=True)
+    Paths.of(settings).cron_logs.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return out
 

@@ -38,9 +38,9 @@ from levibot.registry import (
     artifact_ref,
     bootstrap_prod,
     register_candidate,
-    registry_path,
 )
 from levibot.settings import Settings
+from levibot.state.paths import Paths
 
 POLICY_MODEL = "lgbm"  # the model whose calibrated p_up the thresholds are swept on
 
@@ -248,15 +248,20 @@ class ReleaseResult:
 def calibrate_and_register(
     settings: Settings,
     *runs_files: Path | str,
-    fee_bps: float,
-    slippage_bps: float,
     summary_path: Path | str,
     reports: list[str],
+    fee_bps: float | None = None,
+    slippage_bps: float | None = None,
 ) -> list[ReleaseResult]:
-    """Calibrate every model, sweep the policy, and register prod (bootstrap) then candidate."""
+    """Calibrate every model, sweep the policy, and register prod (bootstrap) then candidate.
+
+    Costs default to the settings' `fee_bps` / `slippage_bps`.
+    """
+    fee_bps = settings.fee_bps if fee_bps is None else fee_bps
+    slippage_bps = settings.slippage_bps if slippage_bps is None else slippage_bps
     pipeline_run = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
     results = []
-    registry_file = registry_path(settings)
+    registry_file = Paths.of(settings).registry
     for role, runs in sorted(releases_by_role(*runs_files).items(), key=lambda kv: kv[0] != "prod"):
         models = {kind: calibrate_run(run) for kind, run in sorted(runs.items())}
         policy, sweep, chosen, test_metrics = sweep_policy(

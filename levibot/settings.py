@@ -1,9 +1,15 @@
 """One typed settings object shared by notebooks, the CLI and the server.
 
-Precedence, highest first: explicit keyword overrides (a notebook's parameters cell),
+Precedence, highest first: explicit keyword overrides (a notebook's parameters cell,
+i.e. ``env.yaml`` plus the build's ``--env--`` overrides as Ploomber rendered them),
 environment variables ``LEVIBOT_<FIELD>``, the ``env.yaml`` file, then the defaults
 below. Relative paths are resolved against the project root (the env file's folder),
 so a notebook executed from any working directory writes to the same places.
+
+Every parameter of the pipeline is a field here, so the CLI, cron and the server see the
+same values as the pipeline; an unknown key in a settings file is an error, not ignored.
+A run records the settings it used (`save_settings`): the replay workspace's ``env.yaml``
+and a live marathon's start snapshot, and the commands that judge a run read those.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from levibot.io import format_errors, read_json, write_text_atomic
+from levibot.symbols import parse_symbols
 from levibot.timeframe import floor_to_bar, timeframe_seconds, to_utc
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-SYMBOL_PATTERN = r"^[A-Z0-9]{2,24}$"
+DEFAULT_ENV_FILE = "env.yaml"
 DriftScenario = Literal["none", "vol_shock", "trend_flip", "feature_freeze"]
 PATH_FIELDS = ("data_dir", "registry_dir", "reports_dir", "csv_path")
 
@@ -31,7 +39,7 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """Everything a run needs to know: market, window, seed, paths."""
 
-    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="forbid", frozen=True)
 
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     timeframe: str = "15m"
@@ -62,6 +70,20 @@ class Settings(BaseSettings):
         ge=0,
         description="on an empty registry, prod trains on data ending this much earlier",
     )
+    lgbm_num_boost_round: int = Field(default=600, ge=1)
+    lgbm_early_stopping_rounds: int = Field(default=50, ge=1)
+    deep_seq_len: int = Field(default=64, ge=8, description="bars per sequence, a multiple of 8")
+    deep_epochs: int = Field(default=10, ge=1)
+    deep_n_samples: int = Field(default=20, ge=1, le=200, description="MC-dropout samples")
+    fee_bps: float = Field(default=10.0, ge=0, description="per side, on every position change")
+    slippage_bps: float = Field(default=5.0, ge=0)
+    drift_current_hours: float = Field(
+        default=24.0, gt=0, description="drift: newest window compared with the reference"
+    )
+    tuning_days: float = Field(default=3.0, gt=0, description="ensemble tuning: days of logs")
+    replay_requests_per_bar: int = Field(
+        default=12, ge=1, description="marathon replay: requests sent per bar"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -74,15 +96,19 @@ class Settings(BaseSettings):
     @field_validator("symbols")
     @classmethod
     def _check_symbols(cls, value: list[str]) -> list[str]:
-        import re
-
-        upper = [symbol.strip().upper() for symbol in value]
-        bad = [s for s in upper if not re.match(SYMBOL_PATTERN, s)]
-        if bad or not upper:
+        symbols = parse_symbols(value)
+        if not symbols:
             raise ValueError(f"symbols must be letters/digits like BTCUSDT, got {value!r}")
-        if len(set(upper)) != len(upper):
-            raise ValueError(f"symbols contain duplicates: {value!r}")
-        return upper
+        return symbols
+
+    @field_validator("deep_seq_len")
+    @classmethod
+    def _whole_patches(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(
+                f"deep_seq_len must be a multiple of 8 (the patch length), got {value}"
+            )
+        return value
 
     @field_validator("timeframe")
     @classmethod
@@ -142,15 +168,25 @@ def read_env_yaml(env_file: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    env_file: Path | str | None = "env.yaml", *, root: Path | str | None = None, **overrides: Any
+    env_file: Path | str | None = DEFAULT_ENV_FILE,
+    *,
+    root: Path | str | None = None,
+    required: bool = False,
+    **overrides: Any,
 ) -> Settings:
     """Settings from env file + environment + overrides, paths resolved under `root`.
 
     `root` defaults to the env file's folder (or the working directory without one).
-    A missing env file is fine (defaults apply); an unreadable or invalid one is an error.
+    A missing env file means the defaults unless `required` (a file the user named);
+    an unreadable or invalid one is always an error.
     """
     file_values: dict[str, Any] = {}
     env_path = Path(env_file) if env_file else None
+    if env_path is not None and not env_path.exists() and required:
+        raise SettingsError(
+            f"settings file {env_path} not found: pass an existing --env-file "
+            f"(the project's {DEFAULT_ENV_FILE})"
+        )
     if env_path is not None and env_path.exists():
         file_values = read_env_yaml(env_path)
     base = Path(root) if root else (env_path.parent if env_path else Path.cwd())
@@ -163,5 +199,40 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         source = env_path if env_path else "environment/overrides"
-        raise SettingsError(f"invalid settings (from {source}): {exc}") from exc
+        raise SettingsError(f"invalid settings (from {source}): {format_errors(exc)}") from exc
     return settings.resolved(base.resolve())
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON/YAML values (what a run records)."""
+    return settings.model_dump(mode="json")
+
+
+def save_settings(path: Path | str, settings: Settings) -> Path:
+    """Record the whole settings as a YAML settings file (a replay's or a server's)."""
+    text = yaml.safe_dump(settings_payload(settings), sort_keys=True)
+    return write_text_atomic(path, text)
+
+
+def settings_from_record(payload: dict[str, Any], *, source: str) -> Settings:
+    """Settings a run recorded (`settings_payload`); an invalid record names `source`."""
+    try:
+        return Settings.model_validate(payload)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings recorded in {source}: {format_errors(exc)}") from exc
+
+
+def task_settings(manifest: Path | str, **params: Any) -> Settings:
+    """A pipeline task's settings: the ingest's recorded ones plus the task's own parameters.
+
+    Each task receives only the parameters it uses (so Ploomber re-runs exactly the tasks
+    a changed parameter affects); market and path settings come from the ingest manifest.
+    Relative paths in `params` resolve under the project root the ingest recorded.
+    """
+    record = read_json(manifest)
+    base = settings_payload(settings_from_record(record["settings"], source=str(manifest)))
+    try:
+        merged = Settings.model_validate({**base, **params})
+    except ValidationError as exc:
+        raise SettingsError(f"invalid task parameters: {format_errors(exc)}") from exc
+    return merged.resolved(Path(record.get("project_root") or Path(manifest).parent))

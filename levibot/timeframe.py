@@ -39,6 +39,11 @@ def floor_to_bar(ts: pd.Timestamp | str, timeframe: str) -> pd.Timestamp:
     return to_utc(ts).floor(timeframe_delta(timeframe))
 
 
+def utc_now() -> pd.Timestamp:
+    """The real UTC time: the one default clock of every state writer."""
+    return pd.Timestamp.now("UTC")
+
+
 def to_utc(ts: pd.Timestamp | str) -> pd.Timestamp:
     """Timestamp in UTC; naive input is taken to be UTC already."""
     stamp = pd.Timestamp(ts)

@@ -29,8 +29,9 @@ from levibot.io import write_json_atomic, write_parquet_atomic
 from levibot.models.deep import train_deep
 from levibot.models.evaluation import classification_metrics
 from levibot.models.lgbm import train_lgbm
-from levibot.registry import load_registry, registry_path
+from levibot.registry import load_registry
 from levibot.settings import Settings
+from levibot.state.paths import Paths
 from levibot.timeframe import timeframe_delta
 
 SCORED_WINDOWS = ("calibration", "test")
@@ -49,7 +50,7 @@ class TrainingContext:
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.settings.registry_dir / "artifacts"
+        return Paths.of(self.settings).artifacts
 
     def split_table(self) -> pd.DataFrame:
         """The planned releases' windows, one column per role (for the reports)."""
@@ -60,7 +61,7 @@ def prepare_training(settings: Settings) -> TrainingContext:
     """Load the feature store and plan the releases (bootstrap rule: see plan_releases)."""
     frames = load_feature_frames(settings)
     data = build_dataset(frames, settings.horizon)
-    registry = load_registry(registry_path(settings), missing_ok=True)
+    registry = load_registry(Paths.of(settings).registry, missing_ok=True)
     end = data.index.max() + timeframe_delta(settings.timeframe)
     plans = plan_releases(settings, data.index.min(), end, has_prod=registry.prod is not None)
     return TrainingContext(settings, frames, data, plans)
@@ -181,10 +182,30 @@ def save_runs(runs_file: Path | str, runs: list[dict[str, Any]]) -> Path:
     return write_json_atomic(runs_file, {"runs": runs})
 
 
+def model_params(settings: Settings, kind: str) -> dict[str, Any]:
+    """The training parameters of one model kind, as the settings hold them."""
+    if kind == "lgbm":
+        return {
+            "num_boost_round": settings.lgbm_num_boost_round,
+            "early_stopping_rounds": settings.lgbm_early_stopping_rounds,
+        }
+    if kind == "deep":
+        return {
+            "seq_len": settings.deep_seq_len,
+            "epochs": settings.deep_epochs,
+            "n_samples": settings.deep_n_samples,
+        }
+    raise ValueError(f"unknown model kind {kind!r}: use lgbm or deep")
+
+
 def train_releases(
-    context: TrainingContext, kind: str, runs_file: Path | str, **params: Any
+    context: TrainingContext, kind: str, runs_file: Path | str, **overrides: Any
 ) -> list[dict[str, Any]]:
-    """Train one model kind for every planned release and save the run list (the product)."""
+    """Train one model kind for every planned release and save the run list (the product).
+
+    Parameters come from the settings (`model_params`); `overrides` replace some of them.
+    """
+    params = {**model_params(context.settings, kind), **overrides}
     runs = []
     for plan in context.plans:
         common = {"out_dir": context.artifacts_dir, "seed": context.settings.seed, **params}

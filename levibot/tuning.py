@@ -47,23 +47,23 @@ import pandas as pd
 
 from levibot.backtest import BacktestResult, combine_books, positions_from_signals, run_backtest
 from levibot.data.store import FeatureStore
-from levibot.io import read_json, write_json_atomic
-from levibot.online.layout import DEFAULT_WEIGHTS, ENDPOINTS, ServingPaths, weights_path
+from levibot.io import file_lock
+from levibot.online.layout import ENDPOINTS
 from levibot.online.shadow_log import ShadowLog
 from levibot.policy import Policy
-from levibot.registry import file_lock, load_registry, registry_path
+from levibot.registry import load_registry
 from levibot.settings import Settings
+from levibot.state.paths import Paths
+from levibot.state.weights import DEFAULT_WEIGHTS, append_weights, current_weights
 from levibot.timeframe import to_utc
 
 LGBM_ENDPOINT = ENDPOINTS["lgbm"]
 DEEP_ENDPOINT = ENDPOINTS["deep"]
 
 WEIGHT_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # 0.00 .. 1.00
-DEFAULT_DAYS = 3.0
 DEFAULT_ALPHA = 0.3
 MIN_ALIGNED_ROWS = 32
 MIN_TRADES = 2
-HISTORY_LENGTH = 30
 _TIE_TOLERANCE = 1e-9
 
 
@@ -105,51 +105,7 @@ class TuningResult:
         }
 
 
-# ---------------------------------------------------------------------- paths + files
-
-
-def weights_file(settings: Settings) -> Path:
-    """Where the server looks for the ensemble weights."""
-    return weights_path(settings)
-
-
-def logs_dir(settings: Settings) -> Path:
-    """The server's shadow-log directory."""
-    return ServingPaths.for_settings(settings).logs
-
-
-def _read_weights_file(path: Path) -> dict[str, Any] | None:
-    """The previous file's payload, or None when absent; a bad file raises naming it."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    payload = read_json(path)  # CorruptFileError names the file
-    if not isinstance(payload, dict):
-        raise TuningError(f"{path}: expected a JSON object, got {type(payload).__name__}")
-    _weights_of(payload, path)
-    history = payload.get("history", [])
-    if not isinstance(history, list):
-        raise TuningError(f"{path}: 'history' must be a list, got {type(history).__name__}")
-    return payload
-
-
-def _weights_of(payload: dict[str, Any], path: Path) -> dict[str, float]:
-    """{lgbm, deep} normalised to sum 1, validated as the server's loader does."""
-    weights = payload.get("weights", payload)
-    try:
-        values = {k: float(weights[k]) for k in DEFAULT_WEIGHTS}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TuningError(f"{path}: weights must hold numbers for lgbm and deep ({exc})") from exc
-    total = sum(values.values())
-    if not all(math.isfinite(v) and v >= 0 for v in values.values()) or total <= 0:
-        raise TuningError(f"{path}: weights must be non-negative with a positive sum, got {values}")
-    return {k: v / total for k, v in values.items()}
-
-
-def previous_weights(path: Path | str) -> dict[str, float] | None:
-    """The weights currently in `path`, or None without a file; a bad file raises."""
-    payload = _read_weights_file(Path(path))
-    return None if payload is None else _weights_of(payload, Path(path))
+# ---------------------------------------------------------------------- the registry
 
 
 def role_policy(registry_file: Path | str, role: str = "prod") -> Policy:
@@ -293,32 +249,37 @@ def tune_weights(
     settings: Settings,
     *,
     now: pd.Timestamp | str | None = None,
-    days: float = DEFAULT_DAYS,
+    days: float | None = None,
     role: str = "prod",
     alpha: float = DEFAULT_ALPHA,
     policy: Policy | None = None,
     min_rows: int = MIN_ALIGNED_ROWS,
     min_trades: int = MIN_TRADES,
+    registry_file: Path | str | None = None,
 ) -> TuningResult:
     """Tune the blend weight on the logs of ``(now - days, now]`` (module doc); no writes.
 
-    `policy` defaults to the registry's `role` release policy.
+    `days` defaults to the settings' `tuning_days`. The registry (`registry_file`, else
+    the settings') gives both the policy (unless `policy` is passed) and the release
+    whose logs are paired, so the two always belong to the same registry.
     """
+    days = settings.tuning_days if days is None else days
     _check_args(days, alpha, role)
+    paths = Paths.of(settings, registry=registry_file)
     now_ts = to_utc(now) if now is not None else pd.Timestamp.now("UTC")
     tuned_at = now_ts.isoformat()
-    previous = previous_weights(weights_file(settings))
+    previous = current_weights(paths.ensemble_weights)
     prev = previous or dict(DEFAULT_WEIGHTS)
     if policy is None:
-        policy = role_policy(registry_path(settings), role)
-    current = getattr(load_registry(registry_path(settings), missing_ok=True), role)
+        policy = role_policy(paths.registry, role)
+    current = getattr(load_registry(paths.registry, missing_ok=True), role)
 
     since = now_ts - pd.Timedelta(days=days)
-    predictions = ShadowLog(logs_dir(settings)).predictions(since=since)
+    predictions = ShadowLog(paths.logs).predictions(since=since)
     if not predictions.empty:
         predictions = predictions[predictions["ts"] <= now_ts]
     aligned = align_predictions(predictions, role, current.id if current else None)
-    store = FeatureStore(Path(settings.data_dir) / "store", settings.timeframe)
+    store = paths.store()
     pairs, returns, dropped = _book_inputs(aligned, store)
     rows = sum(int(frame["p_lgbm"].notna().sum()) for frame in pairs.values())
 
@@ -372,31 +333,26 @@ def tune_weights(
 
 
 def _write(path: Path, result: TuningResult) -> Path:
-    """Read-modify-write of the weights file; the caller holds the lock."""
-    previous = _read_weights_file(path)
-    history = list(previous.get("history", [])) if previous else []
-    history.append(
-        {
-            "at": result.tuned_at,
-            "weights": dict(result.weights),
-            "w_opt": result.w_opt,
-            "kept_previous": result.kept_previous,
-        }
-    )
-    payload = {
+    """Record `result` in the weights file; the caller holds the lock."""
+    record = {
         "weights": dict(result.weights),
         "updated_at": result.tuned_at,
         "reason": result.reason,
         "w_opt": result.w_opt,
         "aligned_rows": result.aligned_rows,
         "kept_previous": result.kept_previous,
-        "history": history[-HISTORY_LENGTH:],
     }
-    return write_json_atomic(path, payload)
+    entry = {
+        "at": result.tuned_at,
+        "weights": dict(result.weights),
+        "w_opt": result.w_opt,
+        "kept_previous": result.kept_previous,
+    }
+    return append_weights(path, record, entry)
 
 
 def write_weights(path: Path | str, result: TuningResult) -> Path:
-    """Write `result` to the weights file atomically, keeping the last 30 history sets."""
+    """Write `result` to the weights file atomically, keeping the last history sets."""
     path = Path(path)
     with file_lock(path):
         return _write(path, result)
@@ -406,14 +362,18 @@ def run_tuning(
     settings: Settings,
     *,
     now: pd.Timestamp | str | None = None,
-    days: float = DEFAULT_DAYS,
+    days: float | None = None,
     role: str = "prod",
     alpha: float = DEFAULT_ALPHA,
     policy: Policy | None = None,
+    registry_file: Path | str | None = None,
 ) -> TuningResult:
-    """Tune and write ``<registry_dir>/ensemble_weights.json`` (one locked update)."""
-    path = weights_file(settings)
+    """Tune and write the ensemble weights file (one locked update); see `tune_weights`."""
+    path = Paths.of(settings, registry=registry_file).ensemble_weights
     with file_lock(path):
-        result = tune_weights(settings, now=now, days=days, role=role, alpha=alpha, policy=policy)
+        result = tune_weights(
+            settings, now=now, days=days, role=role, alpha=alpha, policy=policy,
+            registry_file=registry_file,
+        )  # fmt: skip
         _write(path, result)
     return result

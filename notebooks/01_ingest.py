@@ -17,8 +17,8 @@
 #
 # Fetches the configured window for every symbol, sets bad rows aside with a reason,
 # upserts the clean bars into the Parquet feature store and recomputes the features.
-# Parameters come from `env.yaml` through `pipeline.yaml`; the settings used here are
-# recorded in the ingest manifest and shared by every later task.
+# Parameters come from `env.yaml` through `pipeline.yaml`; the market and path settings
+# used here are recorded in the ingest manifest, and each later task adds its own.
 
 # %% tags=["parameters"]
 upstream = None
@@ -33,12 +33,9 @@ seed = 7
 drift_scenario = "none"
 drift_start = None
 csv_path = None
+exchange_id = "binance"
 data_dir = "data"
-registry_dir = "registry"
 max_bad_fraction = 0.01
-horizon = 3
-holdout_hours = 48
-prod_lag_days = 7
 
 # %%
 from IPython.display import display
@@ -60,14 +57,11 @@ settings = load_settings(
     drift_scenario=drift_scenario,
     drift_start=drift_start,
     csv_path=csv_path,
+    exchange_id=exchange_id,
     data_dir=data_dir,
-    registry_dir=registry_dir,
     max_bad_fraction=max_bad_fraction,
-    horizon=horizon,
-    holdout_hours=holdout_hours,
-    prod_lag_days=prod_lag_days,
 )
-result = run_ingest(settings)
+result = run_ingest(settings, project_root=project_root)
 print(f"window [{result.window[0]}, {result.window[1]}) from the {settings.source} source")
 
 # %% [markdown]

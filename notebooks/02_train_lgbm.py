@@ -23,28 +23,34 @@
 # %% tags=["parameters"]
 upstream = ["ingest"]
 product = None
-num_boost_round = 600
-early_stopping_rounds = 50
+registry_dir = "registry"
+horizon = 3
+holdout_hours = 48
+prod_lag_days = 7
+lgbm_num_boost_round = 600
+lgbm_early_stopping_rounds = 50
 
 # %%
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.reporting import plot_importance, plot_learning_curves, window_table
+from levibot.settings import task_settings
 from levibot.training import prepare_training, train_releases
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    horizon=horizon,
+    holdout_hours=holdout_hours,
+    prod_lag_days=prod_lag_days,
+    lgbm_num_boost_round=lgbm_num_boost_round,
+    lgbm_early_stopping_rounds=lgbm_early_stopping_rounds,
+)
 context = prepare_training(settings)
 display(context.split_table())
 
 # %%
-runs = train_releases(
-    context,
-    "lgbm",
-    product["runs"],
-    num_boost_round=num_boost_round,
-    early_stopping_rounds=early_stopping_rounds,
-)
+runs = train_releases(context, "lgbm", product["runs"])
 
 # %% [markdown]
 # ## Metrics (raw probabilities) per window

@@ -23,25 +23,36 @@
 # %% tags=["parameters"]
 upstream = ["ingest"]
 product = None
-seq_len = 64
-epochs = 10
-n_samples = 20
+registry_dir = "registry"
+horizon = 3
+holdout_hours = 48
+prod_lag_days = 7
+deep_seq_len = 64
+deep_epochs = 10
+deep_n_samples = 20
 
 # %%
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.reporting import plot_loss_curves, plot_uncertainty_vs_error, window_table
+from levibot.settings import task_settings
 from levibot.training import prepare_training, train_releases
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    horizon=horizon,
+    holdout_hours=holdout_hours,
+    prod_lag_days=prod_lag_days,
+    deep_seq_len=deep_seq_len,
+    deep_epochs=deep_epochs,
+    deep_n_samples=deep_n_samples,
+)
 context = prepare_training(settings)
 display(context.split_table())
 
 # %%
-runs = train_releases(
-    context, "deep", product["runs"], n_samples=n_samples, seq_len=seq_len, epochs=epochs
-)
+runs = train_releases(context, "deep", product["runs"])
 
 # %% [markdown]
 # ## Metrics (raw MC-mean probabilities) per window

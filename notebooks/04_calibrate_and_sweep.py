@@ -25,6 +25,8 @@
 # %% tags=["parameters"]
 upstream = ["ingest", "train_lgbm", "train_deep"]
 product = None
+registry_dir = "registry"
+horizon = 3
 fee_bps = 10.0
 slippage_bps = 5.0
 
@@ -32,17 +34,21 @@ slippage_bps = 5.0
 import pandas as pd
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.release import calibrate_and_register
 from levibot.reporting import plot_reliability, plot_sweep_heatmap
+from levibot.settings import task_settings
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    horizon=horizon,
+    fee_bps=fee_bps,
+    slippage_bps=slippage_bps,
+)
 releases = calibrate_and_register(
     settings,
     upstream["train_lgbm"]["runs"],
     upstream["train_deep"]["runs"],
-    fee_bps=fee_bps,
-    slippage_bps=slippage_bps,
     summary_path=product["summary"],
     reports=[product["nb"]],
 )

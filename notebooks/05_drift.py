@@ -25,21 +25,26 @@
 # %% tags=["parameters"]
 upstream = ["ingest", "calibrate_and_sweep"]
 product = None
-current_hours = 24.0
+registry_dir = "registry"
+drift_current_hours = 24.0
 
 # %%
 import pandas as pd
 from IPython.display import display
 
 from levibot.drift import current_window, prod_reference, run_drift_check, save_reference
-from levibot.ingest import settings_from_manifest
 from levibot.io import write_json_atomic
 from levibot.reporting import plot_drift
+from levibot.settings import task_settings
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
-reference = prod_reference(settings, current_hours=current_hours)
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    drift_current_hours=drift_current_hours,
+)
+reference = prod_reference(settings)
 save_reference(product["reference"], reference)
-result = run_drift_check(settings, current_hours=current_hours, reference_path=product["reference"])
+result = run_drift_check(settings, reference_path=product["reference"])
 report = result.to_dict()
 write_json_atomic(product["result"], report)
 print(f"overall: {result.status}; critical: {result.critical_features}; {result.reasons}")
@@ -48,4 +53,4 @@ print(f"overall: {result.status}; critical: {result.critical_features}; {result.
 display(pd.DataFrame(report["features"]).T[["status", "psi", "ks", "n_current"]])
 
 # %%
-plot_drift(report, reference, current_window(settings, hours=current_hours))
+plot_drift(report, reference, current_window(settings))

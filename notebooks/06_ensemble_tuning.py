@@ -24,18 +24,23 @@
 # %% tags=["parameters"]
 upstream = ["ingest", "drift"]
 product = None
-days = 3.0
+registry_dir = "registry"
+tuning_days = 3.0
 
 # %%
 import pandas as pd
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.io import write_json_atomic
+from levibot.settings import task_settings
 from levibot.tuning import run_tuning
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
-result = run_tuning(settings, days=days)
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    tuning_days=tuning_days,
+)
+result = run_tuning(settings)
 write_json_atomic(product["result"], result.to_dict())
 display(
     pd.Series(

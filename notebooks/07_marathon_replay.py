@@ -25,7 +25,10 @@
 # %% tags=["parameters"]
 upstream = ["ingest", "ensemble_tuning"]
 product = None
-requests_per_bar = 12
+registry_dir = "registry"
+horizon = 3
+holdout_hours = 48
+replay_requests_per_bar = 12
 speed = 0.0
 
 # %%
@@ -34,14 +37,18 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.marathon.replay import ReplayConfig, run_replay
 from levibot.reporting import plot_timeline
+from levibot.settings import task_settings
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
-config = ReplayConfig(
-    hours=settings.holdout_hours, requests_per_bar=requests_per_bar, speed=speed, seed=settings.seed
+settings = task_settings(
+    upstream["ingest"]["manifest"],
+    registry_dir=registry_dir,
+    horizon=horizon,
+    holdout_hours=holdout_hours,
+    replay_requests_per_bar=replay_requests_per_bar,
 )
+config = ReplayConfig.from_settings(settings, speed=speed)
 outcome = run_replay(settings, Path(product["summary"]).parent, config)
 summary = outcome.summary
 overview = {k: summary[k] for k in ("start", "end", "bars", "requests", "errors", "wall_seconds")}

@@ -23,7 +23,7 @@
 # with a paired moving-block bootstrap 95% interval: 48 hours is little data.
 
 # %% tags=["parameters"]
-upstream = ["ingest", "marathon_replay"]
+upstream = ["marathon_replay"]
 product = None
 
 # %%
@@ -32,13 +32,12 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
-from levibot.ingest import settings_from_manifest
 from levibot.marathon.evaluate import evaluate_marathon
 from levibot.marathon.replay import load_replay
 from levibot.reporting import plot_equity_and_drawdown, plot_timeline, write_report_index
 
-settings = settings_from_manifest(upstream["ingest"]["manifest"])
-replay, summary = load_replay(Path(upstream["marathon_replay"]["summary"]).parent, settings)
+# the settings the replay recorded, so the evaluation judges it by the settings it ran with
+replay, summary = load_replay(Path(upstream["marathon_replay"]["summary"]).parent)
 result = evaluate_marathon(replay, summary, out_path=product["evaluation"])
 print(result["decision_text"])
 

@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse
 
 from levibot.io import CorruptFileError
 from levibot.online.clock import clock_for
-from levibot.online.service import PredictionService, ServiceUnavailable, UnknownSymbolError
+from levibot.online.service import PredictionService, ServiceUnavailable
 from levibot.registry import RegistryError
-from levibot.settings import Settings, SettingsError, load_settings
+from levibot.settings import DEFAULT_ENV_FILE, Settings, SettingsError, load_settings
+from levibot.state.paths import Paths
+from levibot.symbols import UnknownSymbolError
 from serving import metrics
 from serving.routes import admin, health, predict
 
@@ -37,8 +39,11 @@ def create_app(
         if service is not None:
             app.state.service = service
         else:
-            resolved = settings or load_settings(os.environ.get("LEVIBOT_ENV_FILE", "env.yaml"))
-            clock, mode = clock_for(resolved.data_dir)
+            env_file = os.environ.get("LEVIBOT_ENV_FILE")
+            resolved = settings or load_settings(
+                env_file or DEFAULT_ENV_FILE, required=env_file is not None
+            )
+            clock, mode = clock_for(Paths.of(resolved))
             reload_every = 0.0 if mode == "replay" else 0.5  # replay: files change per bar
             app.state.service = PredictionService(resolved, clock=clock, reload_every=reload_every)
             if mode != "live":

@@ -10,9 +10,10 @@ import pytest
 
 from levibot.data.schema import conform_bars
 from levibot.ingest import run_ingest
-from levibot.registry import canary_policy_path, update_canary_policy
+from levibot.registry import update_canary_policy
 from levibot.release import calibrate_and_register
 from levibot.settings import Settings, load_settings
+from levibot.state.paths import Paths
 from levibot.training import prepare_training, train_releases
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
@@ -105,5 +106,5 @@ def trained_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     settings = train_tiny_project(root)
     # the tiny models lose money on their test window; routing tests need the canary open
-    update_canary_policy(canary_policy_path(settings), guards={"min_sharpe": -100.0})
+    update_canary_policy(Paths.of(settings).canary_policy, thresholds={"canary_min_sharpe": -100.0})
     return root

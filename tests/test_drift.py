@@ -23,10 +23,9 @@ from levibot.drift import (
     OK,
     WARNING,
     DriftError,
-    Thresholds,
+    DriftThresholds,
     bin_proportions,
     check_drift,
-    drift_history,
     fit_reference,
     ks_statistic,
     load_reference,
@@ -36,12 +35,14 @@ from levibot.drift import (
     save_reference,
 )
 from levibot.features import FEATURES
-from levibot.ingest import run_ingest, store_for
+from levibot.ingest import run_ingest
 from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
 from levibot.registry import ModelEntry, bootstrap_prod
 from levibot.settings import Settings, load_settings
+from levibot.state.drift_log import drift_history
+from levibot.state.paths import Paths
 from tests.factories import make_entry
 
 END = pd.Timestamp("2026-01-15T00:00:00Z")
@@ -162,7 +163,7 @@ def test_shift_crosses_warning_then_critical(reference_frame: pd.DataFrame) -> N
     assert result.status == CRITICAL and result.critical_features == ["c"]
     assert result.warning_features == ["b"]
     # the thresholds are data: loosen them and the same drift is only a warning
-    loose = Thresholds(psi_critical=10.0, ks_critical=0.9)
+    loose = DriftThresholds(psi_critical=10.0, ks_critical=0.9)
     assert check_drift(stats, _current({"c": 1.5}), loose).status == WARNING
     assert check_drift(stats, _current({})).status == OK
 
@@ -185,7 +186,9 @@ def test_insufficient_data_is_never_a_pass(reference_frame: pd.DataFrame) -> Non
     assert result.status == INSUFFICIENT and result.exit_code == 3
     assert "min_rows" in result.reasons[0]
     assert check_drift(stats, _current({}, n=0)).status == INSUFFICIENT
-    assert check_drift(stats, _current({}, n=10), Thresholds(min_rows=5)).status != INSUFFICIENT
+    assert (
+        check_drift(stats, _current({}, n=10), DriftThresholds(min_rows=5)).status != INSUFFICIENT
+    )
 
 
 def test_all_nan_feature_is_no_data(reference_frame: pd.DataFrame) -> None:
@@ -262,7 +265,7 @@ def _settings(root: Path, monkeypatch: pytest.MonkeyPatch, scenario: str = "none
 def _ingest_with_reference(settings: Settings) -> Path:
     """Ingest the window and store a reference fitted on days 3..8 (before any drift)."""
     run_ingest(settings, now=END)
-    store = store_for(settings)
+    store = Paths.of(settings).store()
     pooled = pd.concat([store.read(symbol) for symbol in settings.symbols])
     start, stop = END - pd.Timedelta(days=7), END - pd.Timedelta(days=2)
     rows = pooled[(pooled.index >= start) & (pooled.index < stop)]
@@ -309,7 +312,7 @@ def test_drift_scenario_is_critical_and_trips_the_kill_switch(
     assert latest["status"] == CRITICAL and latest["kill_switch"] == "turned_on"
     assert latest["reference_file"] == str(reference)
     run_drift_check(settings, reference_path=reference, now=END - pd.Timedelta(hours=1))
-    history = drift_history(settings)
+    history = drift_history(Paths.of(settings))
     assert len(history) == 2
     assert _audit(settings).entries()[-1]["details"]["already_on"] is True
 

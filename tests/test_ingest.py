@@ -7,7 +7,8 @@ import pytest
 from levibot.data.sources.synthetic import SyntheticMarket
 from levibot.data.validate import DataValidationError
 from levibot.features import FEATURES
-from levibot.ingest import manifest_path_for, quarantine_path, run_ingest, store_for
+from levibot.ingest import run_ingest
+from levibot.state.paths import Paths
 
 
 class BrokenRows:
@@ -26,12 +27,12 @@ class BrokenRows:
 
 def test_ingest_writes_store_manifest_and_is_idempotent(settings):
     first = run_ingest(settings)
-    store = store_for(settings)
+    store = Paths.of(settings).store()
     assert store.symbols() == ["BTCUSDT", "ETHUSDT"]
     stored = store.read("BTCUSDT")
     assert len(stored) == 5 * 96 and set(FEATURES) <= set(stored.columns)
     assert first.quality.set_index("symbol").loc["ETHUSDT", "rows_clean"] == 5 * 96
-    manifest = json.loads(manifest_path_for(settings).read_text())
+    manifest = json.loads(Paths.of(settings).manifest.read_text())
     assert manifest["window"]["end"] == "2026-01-10T00:00:00+00:00"
     assert set(manifest["symbols"]) == {"BTCUSDT", "ETHUSDT"}
 
@@ -44,7 +45,7 @@ def test_ingest_of_a_later_window_extends_the_store(settings):
     run_ingest(settings)
     later = settings.model_copy(update={"end": settings.end + pd.Timedelta(days=2)})
     run_ingest(later)
-    stored = store_for(settings).read("ETHUSDT")
+    stored = Paths.of(settings).store().read("ETHUSDT")
     assert len(stored) == 7 * 96 and stored.index.is_unique
 
 
@@ -52,22 +53,22 @@ def test_bad_rows_are_quarantined_and_counted(settings):
     market = SyntheticMarket(seed=settings.seed)
     result = run_ingest(settings, source=BrokenRows(market, bad_rows=2))
     assert result.quality["quarantined"].tolist() == [2, 2]
-    quarantined = pd.read_csv(quarantine_path(settings, "BTCUSDT"))
+    quarantined = pd.read_csv(Paths.of(settings).quarantine("BTCUSDT"))
     assert quarantined["reason"].tolist() == ["nan_or_inf", "nan_or_inf"]
     run_ingest(settings, source=BrokenRows(market, bad_rows=2))
-    assert len(pd.read_csv(quarantine_path(settings, "BTCUSDT"))) == 2  # deduplicated
+    assert len(pd.read_csv(Paths.of(settings).quarantine("BTCUSDT"))) == 2  # deduplicated
 
 
 def test_failed_validation_leaves_the_store_untouched(settings):
     run_ingest(settings)
-    store = store_for(settings)
+    store = Paths.of(settings).store()
     before = {s: store.path(s).read_bytes() for s in settings.symbols}
-    manifest_before = manifest_path_for(settings).read_bytes()
+    manifest_before = Paths.of(settings).manifest.read_bytes()
     broken = BrokenRows(SyntheticMarket(seed=settings.seed), bad_rows=100)
     with pytest.raises(DataValidationError, match="broken source, symbol BTCUSDT"):
         run_ingest(settings, source=broken)
     assert {s: store.path(s).read_bytes() for s in settings.symbols} == before
-    assert manifest_path_for(settings).read_bytes() == manifest_before
+    assert Paths.of(settings).manifest.read_bytes() == manifest_before
 
 
 def test_empty_source_window_is_an_error(settings):

@@ -77,7 +77,7 @@ def _one_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
 def test_promote_moves_candidate_disables_canary_and_audits(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["promote", "--notes", "marathon 48h: PROMOTE", *_env(project)]) == 0
+    assert main(["promote", "--reason", "marathon 48h: PROMOTE", *_env(project)]) == 0
     out = capsys.readouterr().out
     assert "promoted c1 to prod (previous prod: p1)" in out and "canary disabled" in out
     registry = _registry(project)
@@ -92,21 +92,21 @@ def test_promote_moves_candidate_disables_canary_and_audits(
     assert entry["details"] == {
         "model_id": "c1",
         "previous_prod": "p1",
-        "notes": "marathon 48h: PROMOTE",
+        "reason": "marathon 48h: PROMOTE",
         "canary_enabled": False,
     }
 
 
 def test_promote_errors_change_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["promote", *_env(project)]) == 2  # --notes is required
-    assert "--notes" in capsys.readouterr().err
-    assert main(["promote", "--notes", "  ", *_env(project)]) == 2
-    _one_error(capsys, "--notes")
-    assert main(["promote", "--notes", "ok", *_env(project)]) == 0
+    assert main(["promote", *_env(project)]) == 2  # --reason is required
+    assert "--reason" in capsys.readouterr().err
+    assert main(["promote", "--reason", "  ", *_env(project)]) == 2
+    _one_error(capsys, "--reason")
+    assert main(["promote", "--reason", "ok", *_env(project)]) == 0
     capsys.readouterr()
     update_canary_policy(project / "registry" / "canary_policy.json", enabled=True)
     before = _registry(project)
-    assert main(["promote", "--notes", "again", *_env(project)]) == 2
+    assert main(["promote", "--reason", "again", *_env(project)]) == 2
     _one_error(capsys, "no candidate to promote")
     assert _registry(project) == before
     assert _canary(project).enabled is True  # the failed promote left the canary alone
@@ -117,14 +117,14 @@ def test_promote_refuses_a_corrupted_artifact(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (project / "registry" / "models" / "c1" / "lgbm.bin").write_bytes(b"tampered")
-    assert main(["promote", "--notes", "go", *_env(project)]) == 2
+    assert main(["promote", "--reason", "go", *_env(project)]) == 2
     _one_error(capsys, "sha256 mismatch")
     assert _registry(project).prod.id == "p1" and _canary(project).enabled is True
     assert _audit(project) == []
 
 
 def test_rollback_restores_previous_prod(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["promote", "--notes", "go", *_env(project)]) == 0
+    assert main(["promote", "--reason", "go", *_env(project)]) == 0
     assert main(["rollback", *_env(project)]) == 0
     assert "rolled back: prod is p1 (was c1)" in capsys.readouterr().out
     registry = _registry(project)
@@ -134,21 +134,21 @@ def test_rollback_restores_previous_prod(project: Path, capsys: pytest.CaptureFi
     assert registry.archive[-1].entry.id == "c1" and registry.archive[-1].rolled_back
     entry = _audit(project)[-1]
     assert entry["action"] == "rollback"
-    assert entry["details"] == {"model_id": "p1", "previous_prod": "c1", "notes": "manual rollback"}
-    assert main(["rollback", "--notes", "again", *_env(project)]) == 2
+    assert entry["details"] == {"model_id": "p1", "previous_prod": "c1", "reason": "manual rollback"}
+    assert main(["rollback", "--reason", "again", *_env(project)]) == 2
     _one_error(capsys, "archive has no previous prod")
     assert [e["action"] for e in _audit(project)] == ["promote", "rollback"]
 
 
-def test_rollback_notes_and_registry_option(
+def test_rollback_reason_and_registry_option(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = project / "registry" / "model_registry.json"
-    assert main(["promote", "--notes", "go", *_env(project)]) == 0
-    code = main(["--registry", str(reg), "rollback", "--notes", "drawdown", *_env(project)])
+    assert main(["promote", "--reason", "go", *_env(project)]) == 0
+    code = main(["--registry", str(reg), "rollback", "--reason", "drawdown", *_env(project)])
     assert code == 0
     assert _registry(project).events[-1].reason == "drawdown"
-    assert _audit(project)[-1]["details"]["notes"] == "drawdown"
+    assert _audit(project)[-1]["details"]["reason"] == "drawdown"
 
 
 # -------------------------------------------------------------------------- canary
@@ -173,8 +173,8 @@ def test_canary_disable_enable(project: Path, capsys: pytest.CaptureFixture[str]
         ("canary", {"enabled": False, "fraction": 0.1}),
         ("canary", {"enabled": True, "fraction": 0.1}),
     ]
-    # the guards and the rest of the policy survive the edits
-    assert _canary(project).guards.max_ece == pytest.approx(0.07)
+    # the thresholds and the rest of the policy survive the edits
+    assert _canary(project).thresholds.ece.tighten == pytest.approx(0.07)
 
 
 def test_canary_bad_fraction_and_no_candidate(
@@ -184,7 +184,7 @@ def test_canary_bad_fraction_and_no_candidate(
     assert "fraction must be in [0, 1]" in capsys.readouterr().err
     assert main(["canary", *_env(project)]) == 2  # an action is required
     capsys.readouterr()
-    assert main(["promote", "--notes", "go", *_env(project)]) == 0
+    assert main(["promote", "--reason", "go", *_env(project)]) == 0
     assert main(["canary", "enable", *_env(project)]) == 0
     assert "no candidate in the registry" in capsys.readouterr().out
 
@@ -297,7 +297,7 @@ SCHEDULES = {
     "tune": ("5 * * * *", "levibot --env-file env.yaml tune"),
     "ingest": ("0 */6 * * *", "ploomber build --partially ingest --force"),
     "marathon_check": ("30 */6 * * *", "levibot --env-file env.yaml marathon check"),
-    "retrain": ("0 3 * * 0", "levibot --env-file env.yaml retrain --days 60"),
+    "retrain": ("0 3 * * 0", "levibot --env-file env.yaml retrain"),
 }
 
 

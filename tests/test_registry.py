@@ -18,13 +18,11 @@ from levibot.registry import (
     Registry,
     RegistryError,
     bootstrap_prod,
-    canary_policy_path,
     describe,
     load_canary_policy,
     load_registry,
     promote,
     register_candidate,
-    registry_path,
     rollback,
     save_canary_policy,
     save_registry,
@@ -33,6 +31,7 @@ from levibot.registry import (
     update_canary_policy,
     verify_artifacts,
 )
+from levibot.state.paths import Paths
 from tests.factories import make_entry
 
 
@@ -120,8 +119,8 @@ def test_entry_rejects_bad_fields(tmp_path: Path) -> None:
 
 
 def test_paths_from_settings(settings) -> None:
-    assert registry_path(settings) == settings.registry_dir / "model_registry.json"
-    assert canary_policy_path(settings) == settings.registry_dir / "canary_policy.json"
+    assert Paths.of(settings).registry == settings.registry_dir / "model_registry.json"
+    assert Paths.of(settings).canary_policy == settings.registry_dir / "canary_policy.json"
 
 
 # ---------------------------------------------------------------------- operations
@@ -311,20 +310,52 @@ def test_canary_policy_defaults_and_round_trip(tmp_path: Path) -> None:
     policy = load_canary_policy(path)
     assert policy == CanaryPolicy()
     assert (policy.enabled, policy.fraction, policy.min_confidence) == (False, 0.10, 0.0)
-    assert policy.max_risk_per_trade == 0.02
-    assert policy.guards.max_staleness_sec == 1800
-    assert policy.guards.max_ece == 0.07
-    assert policy.promote_criteria.min_trades == 20
-    assert policy.promote_criteria.max_dd_ratio == 0.9
+    limits = policy.thresholds  # the go-live guide's numbers
+    assert limits.max_staleness_sec == 1800 and limits.canary_min_sharpe == 0.0
+    assert (limits.ece.target, limits.ece.acceptable, limits.ece.tighten) == (0.05, 0.06, 0.07)
+    assert limits.gate.min_trades == 20 and limits.gate.max_dd_ratio == 0.9
+    assert (limits.gate.sharpe_margin, limits.gate.sharpe_rollback) == (0.2, 0.3)
+    assert (limits.drift.psi_warning, limits.drift.psi_critical) == (0.2, 0.3)
     with pytest.raises(RegistryError, match="file not found"):
         load_canary_policy(path, missing_ok=False)
 
     save_canary_policy(path, CanaryPolicy(enabled=True, fraction=0.2))
     assert load_canary_policy(path).fraction == 0.2
-    updated = update_canary_policy(path, min_confidence=0.1, guards={"max_ece": 0.05})
+    updated = update_canary_policy(
+        path, min_confidence=0.1, thresholds={"ece": {"tighten": 0.08}, "gate": {"min_trades": 5}}
+    )
     assert updated.enabled and updated.fraction == 0.2 and updated.min_confidence == 0.1
-    assert updated.guards.max_ece == 0.05 and updated.guards.max_staleness_sec == 1800
+    limits = updated.thresholds  # nested changes merge: the untouched limits keep their values
+    assert limits.ece.tighten == 0.08 and limits.ece.target == 0.05
+    assert limits.gate.min_trades == 5 and limits.gate.sharpe_margin == 0.2
+    assert limits.max_staleness_sec == 1800
     assert load_canary_policy(path) == updated
+
+
+def test_canary_policy_from_before_the_threshold_model_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "canary_policy.json"
+    path.write_text(
+        '{"enabled": true, "fraction": 0.1, "min_confidence": 0.0, "max_risk_per_trade": 0.02,'
+        ' "guards": {"max_staleness_sec": 900, "max_ece": 0.08, "min_sharpe": -1.0},'
+        ' "promote_criteria": {"min_sharpe_delta": 0.2, "max_dd_ratio": 0.9, "min_trades": 20,'
+        ' "max_ece": 0.05}}'
+    )
+    limits = load_canary_policy(path).thresholds
+    assert limits.max_staleness_sec == 900 and limits.canary_min_sharpe == -1.0
+    assert limits.ece.tighten == 0.08
+
+
+def test_thresholds_refuse_inconsistent_limits(tmp_path: Path) -> None:
+    path = tmp_path / "canary_policy.json"
+    with pytest.raises(RegistryError, match="target <= acceptable <= tighten"):
+        update_canary_policy(path, thresholds={"ece": {"target": 0.09}})
+    with pytest.raises(RegistryError, match="rollback_max_checks"):
+        update_canary_policy(path, thresholds={"gate": {"rollback_max_checks": 5}})
+    with pytest.raises(RegistryError, match="max_staleness_sec"):
+        update_canary_policy(path, thresholds={"max_staleness_sec": float("nan")})
+    with pytest.raises(RegistryError, match="typo"):
+        update_canary_policy(path, thresholds={"drift": {"typo": 1}})
+    assert not path.exists()
 
 
 def test_canary_policy_validation(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from levibot.models.calibration import Calibrator
-from levibot.registry import RegistryError, load_registry, registry_path, verify_artifacts
+from levibot.registry import RegistryError, load_registry, verify_artifacts
 from levibot.release import calibrate_and_register, calibrate_run
+from levibot.state.paths import Paths
 from levibot.training import save_runs
 
 BAR = pd.Timedelta(minutes=15)
@@ -79,7 +80,7 @@ def test_empty_registry_gets_prod_then_candidate_and_later_only_a_candidate(tmp_
         settings, *run_files(tmp_path, settings, ["prod", "candidate"]), **kwargs
     )
     assert [r.role for r in first] == ["prod", "candidate"]
-    registry = load_registry(registry_path(settings))
+    registry = load_registry(Paths.of(settings).registry)
     assert registry.prod.id == first[0].entry.id and registry.candidate.id == first[1].entry.id
     for entry in (registry.prod, registry.candidate):
         verify_artifacts(entry, settings.registry_dir)
@@ -92,7 +93,7 @@ def test_empty_registry_gets_prod_then_candidate_and_later_only_a_candidate(tmp_
     second = calibrate_and_register(
         settings, *run_files(tmp_path, settings, ["candidate"], seed=10), **kwargs
     )
-    registry = load_registry(registry_path(settings))
+    registry = load_registry(Paths.of(settings).registry)
     assert registry.prod.id == first[0].entry.id
     assert registry.candidate.id == second[0].entry.id
     assert [a.entry.id for a in registry.archive] == [first[1].entry.id]

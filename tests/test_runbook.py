@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "docs" / "runbook.md"
 PREFIXES = ("levibot ", ".venv/bin/levibot ")
 PLACEHOLDERS = {  # sensible values for <...> placeholders, by the option before them
-    "--notes": "why",
     "--reason": "why",
     "--symbol": "BTCUSDT",
     "--days": "60",

@@ -22,8 +22,10 @@ from levibot.data.store import FeatureStore
 from levibot.io import CorruptFileError, read_json
 from levibot.online.shadow_log import ShadowLog
 from levibot.policy import Policy
-from levibot.registry import ModelEntry, bootstrap_prod, registry_path
+from levibot.registry import ModelEntry, bootstrap_prod
 from levibot.settings import Settings, load_settings
+from levibot.state.paths import Paths
+from levibot.state.weights import HISTORY_LENGTH
 from levibot.tuning import (
     DEEP_ENDPOINT,
     LGBM_ENDPOINT,
@@ -34,7 +36,6 @@ from levibot.tuning import (
     run_tuning,
     smooth,
     tune_weights,
-    weights_file,
     write_weights,
 )
 from tests.factories import make_entry
@@ -101,7 +102,7 @@ def _record(symbol: str, bar: pd.Timestamp, endpoint: str, p: float, **extra) ->
 
 
 def _log(settings: Settings, records: Iterable[dict], at: pd.Timestamp = LOGGED_AT) -> None:
-    ShadowLog(tuning.logs_dir(settings), clock=lambda: at).log_predictions(list(records))
+    ShadowLog(Paths.of(settings).logs, clock=lambda: at).log_predictions(list(records))
 
 
 def _paired_records(p_lgbm: dict[str, pd.Series], p_deep: dict[str, pd.Series]) -> list[dict]:
@@ -241,7 +242,7 @@ def test_too_few_rows_keep_previous_weights(cfg: Settings) -> None:
     assert result.kept_previous and result.weights == {"lgbm": 0.5, "deep": 0.5}
     assert "kept default 0.5/0.5" in result.reason and "only 20 aligned" in result.reason
 
-    write_weights(weights_file(cfg), _result({"lgbm": 0.8, "deep": 0.2}))
+    write_weights(Paths.of(cfg).ensemble_weights, _result({"lgbm": 0.8, "deep": 0.2}))
     result = _tune(cfg)
     assert result.kept_previous and result.weights == pytest.approx({"lgbm": 0.8, "deep": 0.2})
     assert result.reason.startswith("kept previous weights: only 20 aligned")
@@ -290,18 +291,18 @@ def _result(weights: dict[str, float], at: str = "2026-03-01T00:00:00+00:00") ->
 
 
 def test_file_format_is_what_the_server_reads(cfg: Settings) -> None:
-    from levibot.online.snapshot import load_weights
+    from levibot.state.weights import load_weights
 
     p_lgbm, p_deep = _scenario(cfg, lgbm_good=True)
     _log(cfg, _paired_records(p_lgbm, p_deep))
     result = run_tuning(cfg, now=NOW, policy=POLICY)
-    payload = read_json(weights_file(cfg))
+    payload = read_json(Paths.of(cfg).ensemble_weights)
     assert payload["weights"] == pytest.approx(result.weights)
     assert payload["updated_at"] == NOW.isoformat() == result.tuned_at
     assert payload["w_opt"] == 1.0 and payload["aligned_rows"] == result.aligned_rows
     assert payload["reason"] == result.reason
     assert payload["history"][-1]["weights"] == payload["weights"]
-    assert load_weights(weights_file(cfg)) == pytest.approx(result.weights)
+    assert load_weights(Paths.of(cfg).ensemble_weights) == pytest.approx(result.weights)
 
 
 def test_history_keeps_the_last_30(tmp_path: Path) -> None:
@@ -309,7 +310,7 @@ def test_history_keeps_the_last_30(tmp_path: Path) -> None:
     for i in range(35):
         write_weights(path, _result({"lgbm": i / 100, "deep": 1 - i / 100}, at=f"t{i}"))
     history = read_json(path)["history"]
-    assert len(history) == tuning.HISTORY_LENGTH
+    assert len(history) == HISTORY_LENGTH
     assert [h["at"] for h in history] == [f"t{i}" for i in range(5, 35)]
     assert history[-1]["weights"]["lgbm"] == pytest.approx(0.34)
 
@@ -334,16 +335,16 @@ def test_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch) -> None:
     ("text", "error", "match"),
     [
         ("{not json", CorruptFileError, "not valid JSON"),
-        ('{"weights": {"lgbm": "x"}}', TuningError, "numbers for lgbm and deep"),
-        ('{"weights": {"lgbm": -1, "deep": 2}}', TuningError, "non-negative"),
-        ('{"weights": {"lgbm": 1, "deep": 0}, "history": 3}', TuningError, "history"),
-        ("[1, 2]", TuningError, "JSON object"),
+        ('{"weights": {"lgbm": "x"}}', CorruptFileError, "numbers for lgbm and deep"),
+        ('{"weights": {"lgbm": -1, "deep": 2}}', CorruptFileError, "non-negative"),
+        ('{"weights": {"lgbm": 1, "deep": 0}, "history": 3}', CorruptFileError, "history"),
+        ("[1, 2]", CorruptFileError, "JSON object"),
     ],
 )
 def test_corrupt_previous_file_is_an_error(
     cfg: Settings, text: str, error: type[Exception], match: str
 ) -> None:
-    path = weights_file(cfg)
+    path = Paths.of(cfg).ensemble_weights
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     with pytest.raises(error, match=match) as info:
@@ -363,7 +364,7 @@ def test_bad_arguments(cfg: Settings) -> None:
 def test_policy_comes_from_the_registry(cfg: Settings) -> None:
     with pytest.raises(Exception, match="file not found"):
         tune_weights(cfg, now=NOW)
-    bootstrap_prod(registry_path(cfg), _policy_entry(cfg), reason="first")
+    bootstrap_prod(Paths.of(cfg).registry, _policy_entry(cfg), reason="first")
     p_lgbm, p_deep = _scenario(cfg, lgbm_good=True)
     _log(cfg, _paired_records(p_lgbm, p_deep))
     assert tune_weights(cfg, now=NOW).w_opt == 1.0
@@ -422,7 +423,7 @@ def env_file(cfg: Settings, tmp_path: Path) -> Path:
     env = tmp_path / "env.yaml"
     env.write_text("symbols: BTCUSDT,ETHUSDT\ntimeframe: 15m\n")
     assert load_settings(env).registry_dir == cfg.registry_dir
-    bootstrap_prod(registry_path(cfg), _policy_entry(cfg), reason="first")
+    bootstrap_prod(Paths.of(cfg).registry, _policy_entry(cfg), reason="first")
     return env
 
 
@@ -444,7 +445,7 @@ def test_cli_tune(cfg: Settings, env_file: Path, capsys: pytest.CaptureFixture[s
     assert "weights: lgbm=0.650 deep=0.350" in out
     assert "w_opt: 1.00" in out and f"aligned rows: {2 * (N_BARS - 1)}" in out
     assert "reason: tuned on" in out
-    assert read_json(weights_file(cfg))["weights"]["lgbm"] == pytest.approx(0.65)
+    assert read_json(Paths.of(cfg).ensemble_weights)["weights"]["lgbm"] == pytest.approx(0.65)
 
     assert main([*args, "--json", "--days", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -465,7 +466,7 @@ def test_cli_tune_min_data_is_not_an_error(
 def test_cli_tune_errors(
     cfg: Settings, env_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = weights_file(cfg)
+    path = Paths.of(cfg).ensemble_weights
     path.write_text("{broken")
     assert main(["tune", "--env-file", str(env_file)]) == 2
     _one_error_line(capsys, "ensemble_weights.json", "not valid JSON")

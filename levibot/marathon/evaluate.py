@@ -1,19 +1,23 @@
 """The T+48h evaluation: five checks, the promote / extend / rollback rules, evidence.
 
-Checks: (1) realised ECE of the candidate <= 0.05 (<= 0.06 marginal, still counted as
-passed but named), (2) feature staleness <= 1800 s throughout, (3) no feature above its
-drift warning threshold at the end (PSI 0.2 / KS 0.15, raised to the feature's
-ordinary-window baseline: see `levibot.drift`),
-(4) >= 20 shadow (paper) trades of the candidate, (5) API healthy
+Every limit below is a field of the threshold model (`levibot.thresholds`, stored in
+the canary policy), shown here with its default.
+
+Checks: (1) realised ECE of the candidate <= ece.target 0.05 (<= ece.acceptable 0.06
+marginal, still counted as passed but named), (2) feature staleness <= max_staleness_sec
+1800 throughout, (3) no feature above its drift warning threshold at the end (PSI 0.2 /
+KS 0.15, raised to the feature's ordinary-window baseline: see `levibot.drift`),
+(4) >= gate.min_trades 20 shadow (paper) trades of the candidate, (5) API healthy
 (no 5xx, health ok at the end).
 
-Rules: PROMOTE when all five pass, Sharpe_canary >= Sharpe_prod + 0.2, MaxDD_canary <=
-0.9 x MaxDD_prod and no critical incident (kill-switch activation, critical drift, API
-error). ROLLBACK when <= 2 checks pass, a critical drift or staleness event happened,
-or Sharpe_canary < Sharpe_prod - 0.3 -- that last rule only with at least 20 canary trades:
-on fewer, a Sharpe gap is noise (the bootstrap interval shows it) and the marathon is
-extended instead. Otherwise EXTEND (to 72h). Every rule that fired
-is named in the decision text.
+Rules: PROMOTE when >= gate.promote_min_checks (5) pass, Sharpe_canary >= Sharpe_prod +
+gate.sharpe_margin 0.2, MaxDD_canary <= gate.max_dd_ratio 0.9 x MaxDD_prod and no critical
+incident (kill-switch activation, critical drift, API error). ROLLBACK when <=
+gate.rollback_max_checks (2) checks pass, a critical drift or staleness event happened,
+or Sharpe_canary < Sharpe_prod - gate.sharpe_rollback 0.3 -- that last rule only with at
+least gate.min_trades canary trades: on fewer, a Sharpe gap is noise (the bootstrap
+interval shows it) and the marathon is extended instead. Otherwise EXTEND (to 72h).
+Every rule that fired is named in the decision text.
 
 Both paper books are rebuilt as per-bar positions from their trades and scored by the
 one backtest implementation (same fees). 48h of 15m bars is little data, so the Sharpe
@@ -30,20 +34,18 @@ import numpy as np
 import pandas as pd
 
 from levibot.backtest import combine_books, run_backtest
-from levibot.data.store import FeatureStore
-from levibot.io import read_json, write_json_atomic
+from levibot.io import write_json_atomic
 from levibot.models.calibration import expected_calibration_error, reliability_table
 from levibot.online.audit import AuditLog
+from levibot.online.paper import PaperBook
 from levibot.online.shadow_log import ShadowLog
-from levibot.registry import ModelEntry, load_registry, registry_path
+from levibot.registry import ModelEntry, load_canary_policy, load_registry
 from levibot.settings import Settings
+from levibot.state.drift_log import latest_drift
+from levibot.state.paths import Paths
+from levibot.thresholds import Thresholds
 from levibot.timeframe import periods_per_year
 
-ECE_PASS, ECE_MARGINAL = 0.05, 0.06
-MAX_STALENESS = 1800.0
-MAX_PSI = 0.2
-MIN_TRADES = 20
-SHARPE_MARGIN, DD_RATIO, SHARPE_ROLLBACK = 0.2, 0.9, 0.3
 # the runbook's "Expected results": (target, good, excellent); MaxDD and ECE: lower is better
 EXPECTED = {
     "sharpe": (1.0, 1.5, 2.0),
@@ -166,31 +168,37 @@ def decide(
     metrics: dict[str, dict[str, float]],
     incidents: dict[str, int],
     max_staleness: float,
+    thresholds: Thresholds | None = None,
 ) -> tuple[str, list[str]]:
     """PROMOTE / EXTEND / ROLLBACK from the checks, both books' metrics and incidents;
     returns the decision and every rule that fired (see the module docstring)."""
+    limits = thresholds if thresholds is not None else Thresholds()
+    gate, max_stale = limits.gate, limits.max_staleness_sec
+    min_trades, margin, dd_ratio = gate.min_trades, gate.sharpe_margin, gate.max_dd_ratio
     cand_metrics, prod_metrics = metrics["candidate"], metrics["prod"]
     sharpe_c, sharpe_p = cand_metrics["sharpe"], prod_metrics["sharpe"]
     dd_c, dd_p = cand_metrics["max_drawdown"], prod_metrics["max_drawdown"]
     critical_drift = incidents.get("critical_drift_checks", 0)
     rollback_rules = []
-    if passed <= 2:
-        rollback_rules.append(f"only {passed}/5 checks passed (<= 2)")
+    if passed <= gate.rollback_max_checks:
+        rollback_rules.append(f"only {passed}/5 checks passed (<= {gate.rollback_max_checks})")
     if critical_drift:
         rollback_rules.append(f"critical drift in {critical_drift} drift checks")
-    if max_staleness > MAX_STALENESS:
-        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {MAX_STALENESS:.0f} s")
-    # with fewer than MIN_TRADES closed trades a Sharpe gap is noise: it may not decide
-    thin = cand_metrics["trade_count"] < MIN_TRADES
-    if sharpe_c < sharpe_p - SHARPE_ROLLBACK and not thin:
+    if max_staleness > max_stale:
+        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {max_stale:.0f} s")
+    # with fewer than min_trades closed trades a Sharpe gap is noise: it may not decide
+    thin = cand_metrics["trade_count"] < min_trades
+    if sharpe_c < sharpe_p - gate.sharpe_rollback and not thin:
         rollback_rules.append(
-            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {SHARPE_ROLLBACK}"
+            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {gate.sharpe_rollback}"
         )
+    need = gate.promote_min_checks
     promote_rules = {
-        "all five checks passed": passed == 5,
-        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {SHARPE_MARGIN}": sharpe_c
-        >= sharpe_p + SHARPE_MARGIN,
-        f"MaxDD canary {dd_c:.3f} <= {DD_RATIO} x prod {dd_p:.3f}": dd_c <= DD_RATIO * dd_p,
+        "all five checks passed" if need == 5 else f"at least {need}/5 checks passed": passed
+        >= need,
+        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {margin}": sharpe_c
+        >= sharpe_p + margin,
+        f"MaxDD canary {dd_c:.3f} <= {dd_ratio} x prod {dd_p:.3f}": dd_c <= dd_ratio * dd_p,
         f"no critical incidents {incidents}": not any(incidents.values()),
     }
     if rollback_rules:
@@ -204,7 +212,7 @@ def decide(
         ]
         if thin:
             fired.append(
-                f"thin data: {cand_metrics['trade_count']} canary trades < {MIN_TRADES}, "
+                f"thin data: {cand_metrics['trade_count']} canary trades < {min_trades}, "
                 "so the Sharpe rules are not applied"
             )
         fired.append("extend the marathon to 72h")
@@ -215,10 +223,13 @@ def evaluate_marathon(
     replay: Settings, summary: dict[str, Any], *, out_path: Path | None = None
 ) -> dict[str, Any]:
     """Checks, metrics with a bootstrap CI, incidents and the decision, as a dict (and JSON)."""
-    registry = load_registry(registry_path(replay))
+    paths = Paths.of(replay)
+    registry = load_registry(paths.registry)
     if registry.prod is None or registry.candidate is None:
         raise RuntimeError("the marathon needs both a prod and a candidate in the registry")
-    store = FeatureStore(replay.data_dir / "store", replay.timeframe)
+    limits = load_canary_policy(paths.canary_policy).thresholds
+    ece_limits, min_trades = limits.ece, limits.gate.min_trades
+    store = paths.store()
     start, end = pd.Timestamp(summary["start"]), pd.Timestamp(summary["end"])
     closes = {}
     full_closes = {}
@@ -226,7 +237,7 @@ def evaluate_marathon(
         close = store.read(symbol)["close"]
         full_closes[symbol] = close
         closes[symbol] = close.loc[(close.index >= start) & (close.index < end)]
-    shadow = ShadowLog(replay.data_dir / "serving" / "logs")
+    shadow = ShadowLog(paths.logs)
     predictions, trades = shadow.predictions(since=start), shadow.trades(since=start)
     predictions = predictions[predictions["bar_time"] < end]  # only this marathon's bars
     trades = trades[trades["exit_time"] < end]
@@ -234,8 +245,7 @@ def evaluate_marathon(
     predictions = predictions[~candidate_rows | (predictions["model_id"] == registry.candidate.id)]
     books = {}
     for role, entry in (("prod", registry.prod), ("candidate", registry.candidate)):
-        book_file = replay.data_dir / "serving" / "paper" / f"{role}.json"
-        open_positions = read_json(book_file).get("positions", {}) if book_file.exists() else {}
+        open_positions = PaperBook(paths.paper_book(role), label=role).positions()
         books[role] = _book(role, entry, trades, open_positions, closes, replay.timeframe)
     (prod_book, prod_metrics), (cand_book, cand_metrics) = books["prod"], books["candidate"]
     point, low, high = block_bootstrap_sharpe_diff(
@@ -247,8 +257,7 @@ def evaluate_marathon(
     timeline = summary.get("timeline", [])
     staleness = [p["staleness"] for p in timeline if p.get("staleness") is not None]
     max_staleness = max(staleness) if staleness else float("inf")
-    drift_latest = replay.registry_dir / "drift" / "latest.json"
-    psi = read_json(drift_latest) if drift_latest.exists() else {}
+    psi = latest_drift(paths) or {}
     features = psi.get("features", {})
     psi_values = {f: v["psi"] for f, v in features.items() if v.get("psi") is not None}
     drifted = sorted(f for f, v in features.items() if v.get("status") in ("warning", "critical"))
@@ -256,7 +265,7 @@ def evaluate_marathon(
     critical_drift = sum(p.get("drift") == "critical" for p in timeline)
     audit = [
         e
-        for e in AuditLog(replay.data_dir / "serving" / "audit.jsonl").entries()
+        for e in AuditLog(paths.audit).entries()
         if start <= pd.Timestamp(e["ts"]) < end + pd.Timedelta(hours=1)
         and e.get("actor") != "marathon-start"  # the go-live smoke test is no incident
     ]
@@ -272,22 +281,22 @@ def evaluate_marathon(
     checks = [
         Check(
             "ece",
-            ece <= ECE_MARGINAL,
+            ece <= ece_limits.acceptable,
             round(ece, 4) if np.isfinite(ece) else None,
             f"realised ECE of the candidate on {ece_rows} bars: "
             + (
                 "pass"
-                if ece <= ECE_PASS
-                else "marginal (<= 0.06)"
-                if ece <= ECE_MARGINAL
+                if ece <= ece_limits.target
+                else f"marginal (<= {ece_limits.acceptable})"
+                if ece <= ece_limits.acceptable
                 else "fail"
             ),
         ),
         Check(
             "staleness",
-            max_staleness <= MAX_STALENESS,
+            max_staleness <= limits.max_staleness_sec,
             round(max_staleness, 1),
-            f"worst feature staleness {max_staleness:.0f} s (limit {MAX_STALENESS:.0f})",
+            f"worst feature staleness {max_staleness:.0f} s (limit {limits.max_staleness_sec:.0f})",
         ),
         Check(
             "psi",
@@ -295,7 +304,8 @@ def evaluate_marathon(
             len(drifted),
             (
                 f"features above their PSI/KS warning threshold at the end: {drifted or 'none'} "
-                f"(PSI > 0.2 raised to each feature's ordinary-window baseline; max raw PSI "
+                f"(PSI > {limits.drift.psi_warning} raised to each feature's ordinary-window "
+                f"baseline; max raw PSI "
                 f"{max_psi:.2f})"
             )
             if psi_values
@@ -303,9 +313,9 @@ def evaluate_marathon(
         ),
         Check(
             "shadow_trades",
-            cand_metrics["trade_count"] >= MIN_TRADES,
+            cand_metrics["trade_count"] >= min_trades,
             cand_metrics["trade_count"],
-            f"{cand_metrics['trade_count']} candidate paper trades (need {MIN_TRADES})",
+            f"{cand_metrics['trade_count']} candidate paper trades (need {min_trades})",
         ),
         Check(
             "api_healthy",
@@ -323,7 +333,7 @@ def evaluate_marathon(
     }
     decision, fired = decide(
         passed=passed, metrics={"prod": prod_metrics, "candidate": cand_metrics},
-        incidents=incidents, max_staleness=max_staleness,
+        incidents=incidents, max_staleness=max_staleness, thresholds=limits,
     )  # fmt: skip
     significant = np.isfinite(low) and (low > 0 or high < 0)
     evidence = (
@@ -355,7 +365,10 @@ def evaluate_marathon(
         "models": {"prod": registry.prod.id, "candidate": registry.candidate.id},
         "window": {"start": summary["start"], "end": summary["end"], "bars": summary.get("bars")},
         "psi": psi_values,
-    }
+        "thresholds": limits.model_dump(),
+        "settings": {"horizon": replay.horizon, "timeframe": replay.timeframe,
+                     "symbols": list(replay.symbols)},
+    }  # fmt: skip
     if out_path is not None:
         write_json_atomic(out_path, result)
     result["_equity"] = {"prod": prod_book.equity, "candidate": cand_book.equity}
@@ -375,21 +388,22 @@ def live_summary(
     """
     import httpx
 
-    from levibot.drift import drift_history
-    from levibot.online.layout import ServingPaths
+    from levibot.state.drift_log import drift_history
+    from levibot.state.records import read_marathon
     from levibot.timeframe import floor_to_bar, timeframe_delta
 
-    paths = ServingPaths.for_settings(settings)
-    if not paths.marathon.exists():
+    paths = Paths.of(settings)
+    snapshot = read_marathon(paths)
+    if snapshot is None:
         raise RuntimeError(
             f"no marathon snapshot at {paths.marathon}: run `levibot marathon start`"
         )
     now = pd.Timestamp.now("UTC") if now is None else pd.Timestamp(now)
-    start = floor_to_bar(read_json(paths.marathon)["started_at"], settings.timeframe)
+    start = floor_to_bar(snapshot["started_at"], settings.timeframe)
     end = floor_to_bar(now, settings.timeframe)
     timeline = [
         {"bar": report["timestamp"], "drift": report["status"]}
-        for report in drift_history(settings)
+        for report in drift_history(paths)
         if start <= pd.Timestamp(report["timestamp"]) <= now
     ]
     try:
@@ -402,7 +416,7 @@ def live_summary(
         timeline.append(
             {"bar": end.isoformat(), "ok": False, "kill_switch": None, "staleness": None}
         )
-    log = paths.root / "server.log"
+    log = paths.server_log
     errors = log.read_text(errors="replace").count("ERROR") if log.exists() else 0
     served = ShadowLog(paths.logs).predictions(since=start)
     return {

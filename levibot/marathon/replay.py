@@ -21,14 +21,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-import yaml
 
-from levibot.data.store import FeatureStore
-from levibot.io import write_json_atomic
+from levibot.io import read_json, write_json_atomic
 from levibot.marathon.server import start_server
-from levibot.online.clock import CLOCK_ENV, REPLAY_MARKER, set_replay_time
-from levibot.registry import canary_policy_path, load_registry, registry_path, update_canary_policy
-from levibot.settings import Settings, load_settings
+from levibot.online.clock import CLOCK_ENV, mark_replay_workspace, set_replay_time
+from levibot.registry import load_canary_policy, load_registry, update_canary_policy
+from levibot.settings import Settings, load_settings, save_settings, settings_payload
+from levibot.state.paths import Paths, Workspace
+from levibot.state.records import write_marathon
 
 ENDPOINT_MIX = (("/ml/predict", 0.5), ("/ml/predict_deep", 0.25), ("/ml/predict_ensemble", 0.25))
 SETTLE = pd.Timedelta(seconds=5)  # requests arrive a few seconds after a bar closes
@@ -42,9 +42,19 @@ class ReplayConfig:
     clients: int = 40
     drift_every_bars: int = 1
     tune_every_bars: int = 4
-    canary_fraction: float = 0.10
+    canary_fraction: float | None = None  # None: the canary policy's own fraction
     workers: int = 1
     seed: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **changes: Any) -> ReplayConfig:
+        """The settings' replay: all held-out hours, their request rate and seed."""
+        base = {
+            "hours": settings.holdout_hours,
+            "requests_per_bar": settings.replay_requests_per_bar,
+            "seed": settings.seed,
+        }
+        return cls(**{**base, **{k: v for k, v in changes.items() if v is not None}})
 
 
 @dataclass
@@ -55,24 +65,34 @@ class ReplayOutcome:
 
 
 def workspace_settings(settings: Settings, workspace: Path) -> Settings:
-    """The same market settings, pointed at the replay workspace."""
-    return settings.model_copy(
-        update={"data_dir": workspace / "data", "registry_dir": workspace / "registry"}
-    )
+    """The same settings, pointed at the replay workspace's folders."""
+    ws = Workspace(Path(workspace))
+    return settings.model_copy(update={"data_dir": ws.data_dir, "registry_dir": ws.registry_dir})
 
 
 def prepare_workspace(settings: Settings, workspace: Path, hours: float) -> tuple[Settings, dict]:
-    """Copy registry + store (cut at the replay start) and mark the folder as a replay."""
+    """Copy registry + store (cut at the replay start) and mark the folder as a replay.
+
+    The workspace records the whole settings (its env file), so evaluating it later uses
+    the settings it ran with, whatever the env file says by then.
+    """
     if workspace.exists():
         shutil.rmtree(workspace)
+    ws = Workspace(Path(workspace))
     replay = workspace_settings(settings, workspace)
-    registry = load_registry(registry_path(settings))
+    origin, target_paths = Paths.of(settings), Paths.of(replay)
+    registry = load_registry(origin.registry)
     if registry.prod is None:
-        raise RuntimeError(f"{registry_path(settings)} has no prod model: run the pipeline first")
-    skip = shutil.ignore_patterns("*.lock", "drift", "ensemble_weights.json")
-    shutil.copytree(settings.registry_dir, replay.registry_dir, ignore=skip)
-    source = FeatureStore(settings.data_dir / "store", settings.timeframe)
-    target = FeatureStore(replay.data_dir / "store", settings.timeframe)
+        raise RuntimeError(f"{origin.registry} has no prod model: run the pipeline first")
+    # the marathon starts without drift history or tuned weights, as a live one would
+    skip_dirs, skip_files = {origin.drift_dir.name}, {origin.ensemble_weights.name}
+    shutil.copytree(
+        origin.registry_dir, target_paths.registry_dir,
+        ignore=lambda _, names: [
+            n for n in names if n.endswith(".lock") or n in skip_dirs or n in skip_files
+        ],
+    )  # fmt: skip
+    source, target = origin.store(), target_paths.store()
     frames = {symbol: source.read(symbol) for symbol in settings.symbols}
     missing = [s for s, f in frames.items() if f is None]
     if missing:
@@ -82,16 +102,9 @@ def prepare_workspace(settings: Settings, workspace: Path, hours: float) -> tupl
     bars = pd.date_range(start, end, freq=source.bar_length, inclusive="left")
     for symbol, frame in frames.items():
         target.write(symbol, frame.loc[frame.index < start])
-    (replay.data_dir / REPLAY_MARKER).write_text(
-        "replay workspace: the server may use a replay clock\n"
-    )
-    set_replay_time(replay.data_dir, start + SETTLE)
-    env_file = workspace / "env.yaml"
-    env_file.write_text(yaml.safe_dump({
-        "symbols": ",".join(settings.symbols), "timeframe": settings.timeframe,
-        "data_dir": str(replay.data_dir), "registry_dir": str(replay.registry_dir),
-        "horizon": settings.horizon, "seed": settings.seed,
-    }))  # fmt: skip
+    mark_replay_workspace(target_paths)
+    set_replay_time(target_paths, start + SETTLE)
+    env_file = save_settings(ws.settings_file, replay)
     return replay, {"frames": frames, "bars": bars, "env_file": env_file}
 
 
@@ -119,21 +132,26 @@ def run_replay(
         )
     wall_start = time.monotonic()
     replay, prepared = prepare_workspace(settings, workspace, config.hours)
+    ws, paths = Workspace(Path(workspace)), Paths.of(replay)
     frames, bars = prepared["frames"], prepared["bars"]
-    store = FeatureStore(replay.data_dir / "store", replay.timeframe)
+    store = paths.store()
     reference = save_reference(
-        workspace / "drift_reference.npz", prod_reference(replay)
+        ws.drift_reference, prod_reference(replay)
     )  # fitted once: every 15-min check then only reads the current window
-    update_canary_policy(canary_policy_path(replay), enabled=True, fraction=config.canary_fraction)
-    registry = load_registry(registry_path(replay))
-    write_json_atomic(replay.data_dir / "serving" / "marathon.json", {
+    fraction = config.canary_fraction
+    if fraction is None:
+        fraction = load_canary_policy(paths.canary_policy).fraction
+    update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
+    registry = load_registry(paths.registry)
+    write_marathon(paths, {
         "started_at": (bars[0] + store.bar_length + SETTLE).isoformat(), "mode": "replay",
         "prod": registry.prod.id,
         "candidate": registry.candidate.id if registry.candidate else None,
-        "canary_fraction": config.canary_fraction, "hours": config.hours,
+        "canary_fraction": fraction, "hours": config.hours,
+        "settings": settings_payload(replay),
     })  # fmt: skip
     server = start_server(
-        prepared["env_file"], workers=config.workers, log_path=workspace / "server.log",
+        prepared["env_file"], workers=config.workers, log_path=ws.server_log,
         extra_env={CLOCK_ENV: "replay"},
     )  # fmt: skip
     rng = random.Random(config.seed)
@@ -146,7 +164,7 @@ def run_replay(
             for i, bar in enumerate(bars):
                 step_start = time.monotonic()
                 now = bar + store.bar_length + SETTLE
-                set_replay_time(replay.data_dir, now)  # the clock first: no bar before its close
+                set_replay_time(paths, now)  # the clock first: no bar before its close
                 for symbol, frame in frames.items():
                     store.write(symbol, frame.loc[frame.index <= bar])
                 for _ in range(config.requests_per_bar):
@@ -198,15 +216,15 @@ def run_replay(
         "timeline": timeline,
         "wall_seconds": time.monotonic() - wall_start,
     }
-    write_json_atomic(workspace / "replay_summary.json", summary)
+    write_json_atomic(ws.summary, summary)
     return ReplayOutcome(workspace, replay, summary)
 
 
-def load_replay(workspace: Path, base: Settings | None = None) -> tuple[Settings, dict[str, Any]]:
-    """The settings and summary of a finished replay (for evaluate)."""
-    from levibot.io import read_json
-
-    settings = load_settings(workspace / "env.yaml")
-    return (base and workspace_settings(base, workspace)) or settings, read_json(
-        workspace / "replay_summary.json"
-    )
+def load_replay(workspace: Path) -> tuple[Settings, dict[str, Any]]:
+    """The settings a finished replay ran with (as it recorded them) and its summary."""
+    ws = Workspace(Path(workspace))
+    if not ws.summary.exists():
+        raise FileNotFoundError(
+            f"no finished replay in {ws.root}: run `levibot marathon replay` (or `make run`)"
+        )
+    return load_settings(ws.settings_file, required=True), read_json(ws.summary)

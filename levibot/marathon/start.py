@@ -1,10 +1,12 @@
 """`levibot marathon start`: the one-command go-live of a 48h canary-paper marathon.
 
-Pre-flight (registry valid with both models and their artifacts, calibrated ECE <=
-0.06 else a warning, a policy, drift not critical, features fresh, shadow-log folder
-writable), initial ensemble tuning, canary enabled at 10%, the API started as a managed
-process (pidfile + log file, health-checked), both models answering, a kill-switch
-smoke test (on => predict says HOLD => off), and the start snapshot.
+Pre-flight (registry valid with both models and their artifacts, calibrated ECE within
+the acceptable limit else a warning, a policy, drift not critical, features fresh,
+shadow-log folder writable), initial ensemble tuning, the canary enabled at its policy's
+fraction (10% by default), the API started as a managed process (pidfile + log file,
+health-checked), both models answering, a kill-switch smoke test (on => predict says
+HOLD => off), and the start snapshot, which records the settings the marathon runs with.
+Every limit comes from the threshold model in the canary policy.
 """
 
 from __future__ import annotations
@@ -14,22 +16,17 @@ import tempfile
 import httpx
 import pandas as pd
 
-from levibot.io import write_json_atomic
 from levibot.marathon.server import start_server
 from levibot.online.killswitch import KillSwitch
-from levibot.online.layout import ServingPaths
 from levibot.registry import (
-    canary_policy_path,
     load_canary_policy,
     load_registry,
-    registry_path,
     update_canary_policy,
     verify_artifacts,
 )
-from levibot.settings import Settings
-
-ECE_WARNING = 0.06
-CANARY_FRACTION = 0.10
+from levibot.settings import Settings, save_settings, settings_payload
+from levibot.state.paths import Paths
+from levibot.state.records import write_marathon
 
 
 class PreflightError(RuntimeError):
@@ -43,44 +40,45 @@ def _say(ok: bool | None, text: str) -> None:
 
 def preflight(settings: Settings, *, now: pd.Timestamp | None = None) -> list[str]:
     """Every check before traffic; returns warnings, raises PreflightError on a failure."""
-    from levibot.data.store import FeatureStore
     from levibot.drift import run_drift_check
 
     warnings = []
-    registry = load_registry(registry_path(settings))
+    paths = Paths.of(settings)
+    limits = load_canary_policy(paths.canary_policy).thresholds
+    registry = load_registry(paths.registry)
     if registry.prod is None or registry.candidate is None:
         raise PreflightError("the registry needs a prod and a candidate: run `make run`")
     for entry in (registry.prod, registry.candidate):
-        verify_artifacts(entry, registry_path(settings).parent)
+        verify_artifacts(entry, paths.registry.parent)
     _say(True, f"registry valid: prod {registry.prod.id}, candidate {registry.candidate.id}")
+    acceptable = limits.ece.acceptable
     for kind, spec in registry.candidate.models.items():
         ece = spec.calibration.ece_calibrated
-        ok = ece <= ECE_WARNING
+        ok = ece <= acceptable
         if not ok:
-            warnings.append(f"candidate {kind} calibrated ECE {ece:.3f} > {ECE_WARNING}")
-        _say(ok or None, f"candidate {kind} calibrated ECE {ece:.3f} (warning above {ECE_WARNING})")
+            warnings.append(f"candidate {kind} calibrated ECE {ece:.3f} > {acceptable}")
+        _say(ok or None, f"candidate {kind} calibrated ECE {ece:.3f} (warning above {acceptable})")
     policy = registry.candidate.policy
     _say(True, f"policy entry {policy.entry_threshold} / exit {policy.exit_threshold}")
     drift = run_drift_check(settings)
     if drift.status == "critical":
         raise PreflightError(f"drift is critical ({drift.critical_features}): retrain first")
     _say(True, f"drift {drift.status}")
-    guards = load_canary_policy(canary_policy_path(settings)).guards
-    store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+    store = paths.store()
     for symbol in settings.symbols:
         age = store.staleness_seconds(symbol, now=now)
-        if age > guards.max_staleness_sec:
+        if age > limits.max_staleness_sec:
             raise PreflightError(
-                f"{symbol} features are {age:.0f} s old (> {guards.max_staleness_sec:.0f}): "
+                f"{symbol} features are {age:.0f} s old (> {limits.max_staleness_sec:.0f}): "
                 "run the ingest (`make run` or `ploomber build --partially ingest`)"
             )
     _say(True, "features fresh for every symbol")
-    logs = ServingPaths.for_settings(settings).logs
+    logs = paths.logs
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=logs):
         pass
     _say(True, f"shadow-log folder writable: {logs}")
-    switch = KillSwitch(ServingPaths.for_settings(settings).kill_switch)
+    switch = KillSwitch(paths.kill_switch)
     if switch.is_on():
         state = switch.state()
         raise PreflightError(
@@ -104,22 +102,17 @@ def start_marathon(
     warnings = preflight(settings, now=now)
     tuning = run_tuning(settings)
     _say(True, f"ensemble weights {tuning.weights} ({tuning.reason})")
-    update_canary_policy(canary_policy_path(settings), enabled=True, fraction=CANARY_FRACTION)
-    _say(True, f"canary enabled at {CANARY_FRACTION:.0%}")
-    paths = ServingPaths.for_settings(settings)
-    env_file = settings.registry_dir / "runs" / "serve_env.yaml"
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text(
-        f"symbols: {','.join(settings.symbols)}\ntimeframe: {settings.timeframe}\n"
-        f"data_dir: {settings.data_dir}\nregistry_dir: {settings.registry_dir}\n"
-    )
-    prom_dir = paths.root / "prometheus"
+    paths = Paths.of(settings)
+    canary = update_canary_policy(paths.canary_policy, enabled=True)
+    _say(True, f"canary enabled at {canary.fraction:.0%}")
+    env_file = save_settings(paths.server_settings, settings)
+    prom_dir = paths.prometheus_dir
     prom_dir.mkdir(parents=True, exist_ok=True)
     for stale in prom_dir.glob("*.db"):
         stale.unlink()
     server = start_server(
-        env_file, port=port, workers=workers, log_path=paths.root / "server.log",
-        pid_file=paths.root / "server.pid",
+        env_file, port=port, workers=workers, log_path=paths.server_log,
+        pid_file=paths.server_pid,
         extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)},
     )  # fmt: skip
     try:
@@ -142,15 +135,16 @@ def start_marathon(
     except Exception:
         server.stop()
         raise
-    registry = load_registry(registry_path(settings))
+    registry = load_registry(paths.registry)
     snapshot = {
         "started_at": pd.Timestamp.now("UTC").isoformat(), "mode": "live",
         "prod": registry.prod.id, "candidate": registry.candidate.id,
         "ece": {k: m.calibration.ece_calibrated for k, m in registry.candidate.models.items()},
-        "policy": registry.candidate.policy.model_dump(), "canary_fraction": CANARY_FRACTION,
+        "policy": registry.candidate.policy.model_dump(), "canary_fraction": canary.fraction,
         "warnings": warnings, "pid": server.process.pid, "url": server.base_url,
+        "settings": settings_payload(settings),
     }  # fmt: skip
-    write_json_atomic(paths.marathon, snapshot)
+    write_marathon(paths, snapshot)
     server.detach()
     print(
         f"\nmarathon started; snapshot {paths.marathon}\n"
@@ -158,7 +152,7 @@ def start_marathon(
         "check:  levibot marathon check   (every 6-12 h; cron template in ops/cron/)\n"
         f'stop trading now: curl -X POST -H "Authorization: Bearer $LEVIBOT_ADMIN_TOKEN" '
         f"'{server.base_url}/ml/kill?enabled=true'\n"
-        f"stop the API: kill $(cat {paths.root / 'server.pid'})\n"
+        f"stop the API: kill $(cat {paths.server_pid})\n"
         "at T+48h: levibot marathon evaluate"
     )
     return 0

@@ -14,17 +14,13 @@ from typing import Any
 import pandas as pd
 
 from levibot.online.jsonl import append_jsonl, read_jsonl
-from levibot.timeframe import to_utc
-
-
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now("UTC")
+from levibot.timeframe import to_utc, utc_now
 
 
 class AuditLog:
     """Append-only audit trail at `path` (JSON Lines)."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], pd.Timestamp] = _utc_now) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], pd.Timestamp] = utc_now) -> None:
         self.path = Path(path)
         self.clock = clock
 

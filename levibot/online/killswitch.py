@@ -19,13 +19,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from levibot.io import CorruptFileError, read_json, write_json_atomic
-from levibot.registry import file_lock, format_errors
-from levibot.timeframe import to_utc
-
-
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now("UTC")
+from levibot.io import CorruptFileError, file_lock, format_errors, read_json, write_json_atomic
+from levibot.timeframe import to_utc, utc_now
 
 
 class KillState(BaseModel):
@@ -56,7 +51,7 @@ OFF = KillState()
 class KillSwitch:
     """A kill switch persisted at `path`, shared by every process that opens that file."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], pd.Timestamp] = _utc_now) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], pd.Timestamp] = utc_now) -> None:
         self.path = Path(path)
         self.clock = clock
         self._cache: tuple[_Stamp | None, KillState] | None = None

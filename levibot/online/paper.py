@@ -26,16 +26,19 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from levibot.backtest import cost_rate
-from levibot.io import CorruptFileError, read_json, write_json_atomic
+from levibot.io import (
+    LOCK_TIMEOUT_SEC,
+    CorruptFileError,
+    UtcDatetime,
+    file_lock,
+    format_errors,
+    read_json,
+    write_json_atomic,
+)
 from levibot.policy import Policy
-from levibot.registry import LOCK_TIMEOUT_SEC, UtcDatetime, file_lock, format_errors
-from levibot.timeframe import timeframe_seconds, to_utc
+from levibot.timeframe import timeframe_seconds, to_utc, utc_now
 
 SCHEMA_VERSION = 1
-
-
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now("UTC")
 
 
 class _Strict(BaseModel):
@@ -74,7 +77,7 @@ class PaperBook:
         path: Path | str,
         *,
         label: str,
-        clock: Callable[[], pd.Timestamp] = _utc_now,
+        clock: Callable[[], pd.Timestamp] = utc_now,
         notional: float = 1.0,
         timeframe: str | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SEC,

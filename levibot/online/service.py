@@ -23,35 +23,27 @@ from typing import Any
 
 import pandas as pd
 
-from levibot.data.store import FeatureStore
 from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.clock import Clock, system_clock
 from levibot.online.feed import FeatureFeed
 from levibot.online.killswitch import KillSwitch
-from levibot.online.layout import ENDPOINTS, ServingPaths, weights_path
+from levibot.online.layout import ENDPOINTS
 from levibot.online.models import LoadedRelease
 from levibot.online.paper import PaperBook
 from levibot.online.routing import CANARY, PROD, assign_variant
 from levibot.online.shadow_log import ShadowLog
 from levibot.online.snapshot import Snapshot, SnapshotWatcher
 from levibot.policy import signal_for
-from levibot.registry import (
-    canary_policy_path,
-    registry_path,
-    signal_confidence,
-    update_canary_policy,
-)
+from levibot.registry import signal_confidence, update_canary_policy
 from levibot.settings import Settings
+from levibot.state.paths import Paths
+from levibot.symbols import UnknownSymbolError
 
 log = logging.getLogger("levibot.online")
 KINDS = ("lgbm", "deep", "ensemble")
 POLICY_KIND = "lgbm"
 MAX_N_SAMPLES = 200
-
-
-class UnknownSymbolError(LookupError):
-    """The symbol is not served by the registry's models (a 404/422 for the API)."""
 
 
 class ServiceUnavailable(RuntimeError):
@@ -89,18 +81,15 @@ class PredictionService:
         which a replay uses so a file written before a bar is seen on that bar)."""
         self.settings = settings
         self.clock = clock
-        self.paths = ServingPaths.for_settings(settings)
-        self.store = FeatureStore(settings.data_dir / "store", settings.timeframe)
+        self.paths = Paths.of(settings)
+        self.store = self.paths.store()
         self.feed = FeatureFeed(self.store, clock=clock)
-        self.watcher = SnapshotWatcher(
-            registry_path(settings), canary_policy_path(settings), weights_path(settings),
-            check_every=reload_every,
-        )  # fmt: skip
+        self.watcher = SnapshotWatcher(self.paths, check_every=reload_every)
         self.shadow = ShadowLog(self.paths.logs, clock=clock)
         self.kill_switch = KillSwitch(self.paths.kill_switch, clock=clock)
         self.audit = AuditLog(self.paths.audit, clock=clock)
         self.books = {
-            role: PaperBook(self.paths.paper / f"{role}.json", label=role, clock=clock)
+            role: PaperBook(self.paths.paper_book(role), label=role, clock=clock)
             for role in ("prod", "candidate")
         }
         self._cache: dict[tuple, dict[str, Any]] = {}
@@ -188,17 +177,22 @@ class PredictionService:
     def canary_open(self, snapshot: Snapshot) -> tuple[bool, str]:
         """Whether the candidate may get traffic, and why not."""
         canary, candidate = snapshot.canary, snapshot.candidate
+        limits = canary.thresholds
         if candidate is None:
             return False, "no candidate"
         if not canary.enabled:
             return False, "canary disabled"
-        if candidate.ece() > canary.guards.max_ece:
-            return False, f"candidate ECE {candidate.ece():.3f} > max_ece {canary.guards.max_ece}"
-        sharpe = candidate.entry.models[POLICY_KIND].metrics.get("policy_sharpe")
-        if sharpe is not None and sharpe < canary.guards.min_sharpe:
+        if candidate.ece() > limits.ece.tighten:
             return (
                 False,
-                f"candidate test Sharpe {sharpe:.2f} < min_sharpe {canary.guards.min_sharpe}",
+                f"candidate ECE {candidate.ece():.3f} > {limits.ece.tighten} (ece.tighten)",
+            )
+        sharpe = candidate.entry.models[POLICY_KIND].metrics.get("policy_sharpe")
+        if sharpe is not None and sharpe < limits.canary_min_sharpe:
+            return (
+                False,
+                f"candidate test Sharpe {sharpe:.2f} < {limits.canary_min_sharpe} "
+                "(canary_min_sharpe)",
             )
         return True, "open"
 
@@ -219,7 +213,7 @@ class PredictionService:
         wanted = signal_for(p_up, position_open, release.policy)
         if killed:
             return (wanted, None) if wanted == "EXIT" else ("HOLD", "kill_switch")
-        if staleness > snapshot.canary.guards.max_staleness_sec:
+        if staleness > snapshot.canary.thresholds.max_staleness_sec:
             return "HOLD", "stale_features"
         if signal_confidence(p_up) < snapshot.canary.min_confidence:
             return "HOLD", "low_confidence"
@@ -391,7 +385,7 @@ class PredictionService:
         self, *, enabled: bool | None, fraction: float | None, actor: str
     ) -> dict[str, Any]:
         changes = {k: v for k, v in (("enabled", enabled), ("fraction", fraction)) if v is not None}
-        policy = update_canary_policy(canary_policy_path(self.settings), **changes)
+        policy = update_canary_policy(self.paths.canary_policy, **changes)
         self.audit.record(actor, "canary", **changes)
         self.watcher.refresh(force=True)
         return {"enabled": policy.enabled, "fraction": policy.fraction}

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from levibot.online.jsonl import append_jsonl_lines, scan_jsonl
-from levibot.timeframe import to_utc
+from levibot.timeframe import to_utc, utc_now
 
 PREDICTION_COLUMNS = [
     "ts",
@@ -69,17 +69,13 @@ _TIME_COLUMNS = ("ts", "bar_time", "entry_time", "exit_time")
 _FILE = re.compile(r"^(predictions|trades)_(\d{8})\.jsonl$")
 
 
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now("UTC")
-
-
 class ShadowLog:
     """Daily-rotated prediction and trade logs in `directory`, shared by all processes."""
 
     def __init__(
         self,
         directory: Path | str,
-        clock: Callable[[], pd.Timestamp] = _utc_now,
+        clock: Callable[[], pd.Timestamp] = utc_now,
         *,
         fsync: bool = False,
     ) -> None:

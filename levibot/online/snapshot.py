@@ -14,13 +14,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from levibot.io import read_json
-from levibot.online.layout import DEFAULT_WEIGHTS
 from levibot.online.models import LoadedRelease, load_release
 from levibot.registry import CanaryPolicy, load_canary_policy, load_registry
+from levibot.state.paths import Paths
+from levibot.state.weights import DEFAULT_WEIGHTS, load_weights
 
 
 @dataclass(frozen=True)
@@ -38,34 +37,11 @@ class Snapshot:
         return list(self.prod.entry.symbols) if self.prod else []
 
 
-def load_weights(path: Path) -> dict[str, float]:
-    """Ensemble weights {lgbm, deep} summing to 1; defaults when the file is absent."""
-    if not path.exists():
-        return dict(DEFAULT_WEIGHTS)
-    payload = read_json(path)
-    weights = payload.get("weights", payload) if isinstance(payload, dict) else None
-    try:
-        values = {k: float(weights[k]) for k in DEFAULT_WEIGHTS}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: weights must hold numbers for lgbm and deep ({exc})") from exc
-    total = sum(values.values())
-    if any(v < 0 for v in values.values()) or total <= 0:
-        raise ValueError(f"{path}: weights must be non-negative with a positive sum, got {values}")
-    return {k: v / total for k, v in values.items()}
-
-
 class SnapshotWatcher:
     """Keeps the current snapshot fresh; cheap to call on every request."""
 
-    def __init__(
-        self,
-        registry_file: Path,
-        canary_file: Path,
-        weights_file: Path,
-        *,
-        check_every: float = 0.5,
-    ) -> None:
-        self.files = (Path(registry_file), Path(canary_file), Path(weights_file))
+    def __init__(self, paths: Paths, *, check_every: float = 0.5) -> None:
+        self.files = (paths.registry, paths.canary_policy, paths.ensemble_weights)
         self.check_every = check_every
         self.snapshot = Snapshot()
         self.status = "degraded: registry not loaded yet"

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from levibot.io import read_json
 from levibot.online.service import PredictionService
+from levibot.state.drift_log import latest_drift_status
+from levibot.state.records import read_marathon
 from levibot.timeframe import to_utc
 from serving import metrics
 from serving.deps import get_service
@@ -49,29 +50,22 @@ def model_status(service: Service) -> dict:
     }
 
 
-def _field(path, key: str) -> str | None:
-    """One string field of a JSON object file; None when absent or not that shape."""
-    if not path.exists():
-        return None
-    try:
-        payload = read_json(path)
-    except ValueError:
-        return None
-    value = payload.get(key) if isinstance(payload, dict) else None
-    return str(value) if value is not None else None
-
-
 @router.get("/automation/status", response_model=AutomationStatus)
 def automation_status(service: Service) -> dict:
     snapshot = service.snapshot()
-    started = _field(service.paths.marathon, "started_at")
+    try:
+        marathon = read_marathon(service.paths) or {}
+    except ValueError:  # a damaged snapshot: no marathon to report
+        marathon = {}
+    started = marathon.get("started_at")
+    started = str(started) if started is not None else None
     elapsed = None
     if started is not None:
         try:
             elapsed = (service.clock() - to_utc(started)).total_seconds() / 3600
         except (TypeError, ValueError):
             started = None
-    drift = _field(service.settings.registry_dir / "drift" / "latest.json", "status")
+    drift = latest_drift_status(service.paths)
     counts = service.shadow.counts()
     return {
         "marathon_running": started is not None,

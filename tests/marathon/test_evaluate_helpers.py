@@ -8,7 +8,14 @@ from levibot.marathon.evaluate import (
     positions_from_trades,
     rate,
 )
-from levibot.online.clock import CLOCK_ENV, REPLAY_MARKER, clock_for, set_replay_time, system_clock
+from levibot.online.clock import (
+    CLOCK_ENV,
+    clock_for,
+    mark_replay_workspace,
+    set_replay_time,
+    system_clock,
+)
+from levibot.state.paths import Paths
 
 INDEX = pd.date_range("2026-01-01", periods=8, freq="15min", tz="UTC")
 
@@ -42,19 +49,20 @@ def test_expected_results_ratings(metric, value, label):
     assert rate(metric, value) == label
 
 
-def test_replay_clock_needs_both_the_env_and_the_workspace_marker(tmp_path):
-    assert clock_for(tmp_path, {})[1] == "live"
-    with pytest.raises(RuntimeError, match=REPLAY_MARKER):
-        clock_for(tmp_path, {CLOCK_ENV: "replay"})
-    (tmp_path / REPLAY_MARKER).write_text("x")
+def test_replay_clock_needs_both_the_env_and_the_workspace_marker(settings):
+    paths = Paths.of(settings)
+    assert clock_for(paths, {})[1] == "live"
+    with pytest.raises(RuntimeError, match="no replay marker"):
+        clock_for(paths, {CLOCK_ENV: "replay"})
+    mark_replay_workspace(paths)
     with pytest.raises(RuntimeError, match="clock file"):
-        clock_for(tmp_path, {CLOCK_ENV: "replay"})
-    set_replay_time(tmp_path, pd.Timestamp("2026-01-02 03:04", tz="UTC"))
-    clock, mode = clock_for(tmp_path, {CLOCK_ENV: "replay"})
+        clock_for(paths, {CLOCK_ENV: "replay"})
+    set_replay_time(paths, pd.Timestamp("2026-01-02 03:04", tz="UTC"))
+    clock, mode = clock_for(paths, {CLOCK_ENV: "replay"})
     assert mode == "replay" and clock() == pd.Timestamp("2026-01-02 03:04", tz="UTC")
-    set_replay_time(tmp_path, pd.Timestamp("2026-01-02 03:19", tz="UTC"))
+    set_replay_time(paths, pd.Timestamp("2026-01-02 03:19", tz="UTC"))
     assert clock() == pd.Timestamp("2026-01-02 03:19", tz="UTC")
-    assert clock_for(tmp_path, {})[0] is system_clock  # the marker alone changes nothing
+    assert clock_for(paths, {})[0] is system_clock  # the marker alone changes nothing
 
 
 def books(sharpe_c, sharpe_p, trades_c, dd_c=0.02, dd_p=0.03):

@@ -14,8 +14,8 @@ from levibot.marathon.evaluate import evaluate_marathon, live_summary
 from levibot.marathon.server import free_port
 from levibot.marathon.start import PreflightError, start_marathon
 from levibot.online.killswitch import KillSwitch
-from levibot.online.layout import ServingPaths
-from levibot.registry import canary_policy_path, load_canary_policy
+from levibot.registry import load_canary_policy
+from levibot.state.paths import Paths
 from tests.conftest import END, tiny_settings, train_tiny_project
 
 pytestmark = pytest.mark.slow
@@ -26,18 +26,18 @@ def test_start_runs_the_checklist_and_leaves_a_healthy_canary_server(tmp_path, m
         if name.startswith("LEVIBOT_"):
             monkeypatch.delenv(name)
     settings = train_tiny_project(tmp_path, days=40)
-    paths = ServingPaths.for_settings(settings)
+    paths = Paths.of(settings)
     port = free_port()
     try:
         now = END + pd.Timedelta(minutes=5)  # features judged fresh against this time
         assert start_marathon(settings, port=port, workers=1, now=now) == 0
         snapshot = read_json(paths.marathon)
         assert snapshot["canary_fraction"] == 0.10 and snapshot["candidate"]
-        assert load_canary_policy(canary_policy_path(settings)).enabled
+        assert load_canary_policy(Paths.of(settings).canary_policy).enabled
         assert not KillSwitch(paths.kill_switch).is_on()  # the smoke test switched it back off
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
         assert health["ok"] and health["canary"]["enabled"]
-        assert (paths.root / "server.pid").exists()
+        assert (paths.server_pid).exists()
         for _ in range(6):
             httpx.get(f"http://127.0.0.1:{port}/ml/predict", params={"symbol": "BTCUSDT"})
         summary = live_summary(settings, url=f"http://127.0.0.1:{port}", now=now)
@@ -47,7 +47,7 @@ def test_start_runs_the_checklist_and_leaves_a_healthy_canary_server(tmp_path, m
         # the live server judges staleness on the real clock, and this data ends in January
         assert any("staleness event" in rule for rule in result["rules_fired"])
     finally:
-        pid_file = paths.root / "server.pid"
+        pid_file = paths.server_pid
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 

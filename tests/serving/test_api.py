@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from levibot.data.store import FeatureStore
 from levibot.online.service import PredictionService
-from levibot.registry import canary_policy_path, registry_path, update_canary_policy
+from levibot.registry import update_canary_policy
+from levibot.state.paths import Paths
 from serving.app import create_app
 from serving.schemas import DeepPrediction, EnsemblePrediction, Prediction
 
@@ -150,16 +151,22 @@ def test_canary_split_is_sticky_per_client_and_follows_the_fraction(client):
 
 def test_candidate_with_poor_calibration_gets_no_traffic(client, project):
     update_canary_policy(
-        canary_policy_path(project), enabled=True, fraction=1.0, guards={"max_ece": 0.0}
+        Paths.of(project).canary_policy,
+        enabled=True,
+        fraction=1.0,
+        thresholds={"ece": {"target": 0.0, "acceptable": 0.0, "tighten": 0.0}},
     )
     client.post("/registry/reload", headers=AUTH)
     assert client.get("/ml/predict", params={"symbol": "BTCUSDT"}).json()["variant"] == "prod"
-    assert "max_ece" in client.get("/healthz").json()["canary"]["reason"]
+    assert "ece.tighten" in client.get("/healthz").json()["canary"]["reason"]
 
 
 def test_candidate_losing_on_its_test_window_gets_no_traffic(client, project):
     update_canary_policy(
-        canary_policy_path(project), enabled=True, fraction=1.0, guards={"min_sharpe": 50.0}
+        Paths.of(project).canary_policy,
+        enabled=True,
+        fraction=1.0,
+        thresholds={"canary_min_sharpe": 50.0},
     )
     client.post("/registry/reload", headers=AUTH)
     assert client.get("/ml/predict", params={"symbol": "BTCUSDT"}).json()["variant"] == "prod"
@@ -194,7 +201,7 @@ def test_paper_books_act_once_per_bar(client, service, project, clock):
 
 
 def test_hot_reload_refuses_a_corrupt_registry_and_keeps_serving(client, service, project):
-    path = registry_path(project)
+    path = Paths.of(project).registry
     good = path.read_text()
     path.write_text(good[: len(good) // 2])
     service.watcher.refresh()

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
+from levibot.symbols import UnknownSymbolError
+
 if TYPE_CHECKING:
     from levibot.settings import Settings
+
+
+__all__ = ["MarketSource", "UnknownSymbolError", "make_source"]
 
 
 class MarketSource(Protocol):
@@ -23,10 +28,6 @@ class MarketSource(Protocol):
     def fetch(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Bars with open time in [start, end) for `symbol`."""
         ...
-
-
-class UnknownSymbolError(KeyError):
-    """The source has no data for the symbol asked for."""
 
 
 DEFAULT_DRIFT_LEAD = pd.Timedelta(days=2)

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from levibot.data.schema import AUX_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, conform_bars, empty_bars
-from levibot.data.sources import UnknownSymbolError
 from levibot.data.sources.exchange import split_symbol
+from levibot.symbols import UnknownSymbolError
 from levibot.timeframe import timeframe_delta, to_utc
 
 TIMESTAMP_NAMES = ("open_time", "timestamp", "datetime", "date", "time")  # first found wins

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from levibot.data.schema import INDEX_NAME, conform_bars, empty_bars
-from levibot.data.sources import UnknownSymbolError
+from levibot.symbols import UnknownSymbolError
 from levibot.timeframe import timeframe_seconds, to_utc
 
 SIM_EPOCH = pd.Timestamp("2024-01-01", tz="UTC")

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from levibot.data.schema import BAR_COLUMNS, empty_bars
-from levibot.data.sources import UnknownSymbolError
 from levibot.data.sources.csv import CsvSource
+from levibot.symbols import UnknownSymbolError
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 BINANCE_HEADER = (

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from levibot.data.schema import BAR_COLUMNS
-from levibot.data.sources import UnknownSymbolError
 from levibot.data.sources.synthetic import SyntheticMarket
+from levibot.symbols import UnknownSymbolError
 
 END = pd.Timestamp("2024-05-01", tz="UTC")
 START = END - pd.Timedelta(days=60)
