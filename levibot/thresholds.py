@@ -2,7 +2,7 @@
 
 The canary guards of the server, the limits of the T+48h checks, the promote / extend /
 rollback margins and the drift limits all live here. The model is stored in
-``canary_policy.json`` (field ``thresholds``), so the server's guards, ``marathon start``,
+the canary policy file (field ``thresholds``), so the server's guards, ``marathon start``,
 ``marathon check``, the evaluation, the drift check and the reports read the same numbers,
 and an operator changes them in one place (hot-reloaded by the server).
 

@@ -18,7 +18,7 @@ p_up of each (symbol, bar) and picks the blend weight that trades best:
    slippage per symbol -> `combine_books` -> Sharpe. ``w_opt`` is the best Sharpe; ties
    (within 1e-9) go to the w closest to 0.5, i.e. no evidence means no tilt.
 4. Smoothing. ``w_new = alpha * w_opt + (1 - alpha) * w_prev`` (alpha 0.3), where
-   ``w_prev`` is the LightGBM weight of the current ``ensemble_weights.json`` (0.5
+   ``w_prev`` is the LightGBM weight of the current weights file (0.5
    without one), clipped to [0, 1].
 5. Minimum data. At least `MIN_ALIGNED_ROWS` (32) paired (symbol, bar) rows with a
    stored bar, pooled over symbols (a day of 15m bars is 96 per symbol, so 32 is a third

@@ -103,3 +103,37 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--reason" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["--help"]) == 0
+
+
+def test_a_missing_env_file_is_one_error_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--env-file", str(tmp_path / "nope.yaml"), "registry", "show"]) == 2
+    _assert_clean_error(capsys, "nope.yaml", "not found")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("horizon: 0\n")
+    assert main(["registry", "show", "--env-file", str(bad)]) == 2
+    _assert_clean_error(capsys, "horizon")
+
+
+def test_registry_promote_is_the_audited_promote_that_disables_the_canary(
+    reg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    from levibot.online.audit import AuditLog
+    from levibot.registry import load_canary_policy, update_canary_policy
+    from levibot.settings import load_settings
+    from levibot.state.paths import Paths
+
+    monkeypatch.chdir(tmp_path)  # the audit log goes to this project's data folder
+    register_candidate(reg_file, make_entry(reg_file.parent, "c1"), reason="trained")
+    paths = Paths.of(load_settings(None, root=tmp_path), registry=reg_file)
+    update_canary_policy(paths.canary_policy, enabled=True)
+    args = ["registry", "promote", "--registry", str(reg_file), "--reason", "passed"]
+    assert main(args) == 0
+    registry = load_registry(reg_file)
+    assert registry.prod.id == "c1" and registry.archive[-1].entry.id == "p1"
+    assert load_canary_policy(paths.canary_policy).enabled is False
+    assert AuditLog(paths.audit).entries()[-1]["action"] == "promote"
+    assert main(["registry", "rollback", "--registry", str(reg_file)]) == 0
+    assert load_registry(reg_file).prod.id == "p1"
+    assert AuditLog(paths.audit).entries()[-1]["action"] == "rollback"

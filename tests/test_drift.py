@@ -373,6 +373,10 @@ def test_cli_drift_exit_codes(
     code = main([*base, "--now", "2026-01-12T00:00:00Z", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == {"ok": 0, "warning": 1, "critical": 2}[data["status"]]
+    assert data["current_hours"] == 24.0  # the settings' drift_current_hours by default
+    env.write_text(env.read_text() + "drift_current_hours: 12\n")
+    main([*base, "--now", "2026-01-12T00:00:00Z", "--json"])
+    assert json.loads(capsys.readouterr().out)["current_hours"] == 12.0
     # too few rows -> 3
     assert main([*base, "--hours", "2"]) == 3
     assert "INSUFFICIENT_DATA" in capsys.readouterr().out

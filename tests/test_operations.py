@@ -134,7 +134,11 @@ def test_rollback_restores_previous_prod(project: Path, capsys: pytest.CaptureFi
     assert registry.archive[-1].entry.id == "c1" and registry.archive[-1].rolled_back
     entry = _audit(project)[-1]
     assert entry["action"] == "rollback"
-    assert entry["details"] == {"model_id": "p1", "previous_prod": "c1", "reason": "manual rollback"}
+    assert entry["details"] == {
+        "model_id": "p1",
+        "previous_prod": "c1",
+        "reason": "manual rollback",
+    }
     assert main(["rollback", "--reason", "again", *_env(project)]) == 2
     _one_error(capsys, "archive has no previous prod")
     assert [e["action"] for e in _audit(project)] == ["promote", "rollback"]

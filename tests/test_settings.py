@@ -81,3 +81,53 @@ def test_corrupt_env_file_names_the_file(tmp_path):
     env.write_text("- just\n- a list\n")
     with pytest.raises(SettingsError, match="mapping"):
         load_settings(env)
+
+
+def test_an_unknown_key_in_the_file_is_an_error_naming_it(tmp_path):
+    env = write_env(tmp_path, "days: 30\nholdout_hour: 24\n")  # a typo, not a default
+    with pytest.raises(SettingsError, match="holdout_hour"):
+        load_settings(env)
+
+
+def test_a_named_file_must_exist_but_the_default_may_be_absent(tmp_path):
+    with pytest.raises(SettingsError, match=r"nope\.yaml not found"):
+        load_settings(tmp_path / "nope.yaml", required=True)
+    assert load_settings(tmp_path / "env.yaml").days == 120  # default file absent: defaults
+
+
+def test_every_setting_is_in_env_yaml_and_every_env_key_is_a_setting():
+    """One source: what the pipeline is given, the CLI, cron and the server see too."""
+    import yaml
+
+    from levibot.settings import Settings
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("env.yaml", "env.test.yaml"):
+        keys = set(yaml.safe_load((root / name).read_text()))
+        assert keys <= set(Settings.model_fields), (name, keys - set(Settings.model_fields))
+    documented = set(yaml.safe_load((root / "env.yaml").read_text()))
+    assert set(Settings.model_fields) - documented <= {"reports_dir"}
+
+
+def test_saved_settings_load_back_identical(tmp_path):
+    from levibot.settings import save_settings
+
+    settings = load_settings(
+        None, root=tmp_path, horizon=5, end="2026-01-02T00:00:00Z", tuning_days=1.5
+    )
+    path = save_settings(tmp_path / "run" / "env.yaml", settings)
+    assert load_settings(path, required=True) == settings
+
+
+def test_task_settings_are_the_ingest_record_plus_the_task_parameters(tmp_path):
+    from levibot.ingest import run_ingest
+    from levibot.settings import task_settings
+    from levibot.state.paths import Paths
+
+    ingest = load_settings(None, root=tmp_path, symbols="BTCUSDT", days=2, end="2026-01-05")
+    run_ingest(ingest, project_root=tmp_path)
+    task = task_settings(Paths.of(ingest).manifest, horizon=5, registry_dir="reg2")
+    assert task.horizon == 5 and task.symbols == ["BTCUSDT"] and task.days == 2
+    assert task.registry_dir == tmp_path.resolve() / "reg2"  # under the recorded root
+    with pytest.raises(SettingsError, match="horizon"):
+        task_settings(Paths.of(ingest).manifest, horizon=0)

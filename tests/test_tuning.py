@@ -493,3 +493,36 @@ def test_rows_of_an_earlier_release_in_the_same_role_are_left_out() -> None:
     assert len(align_predictions(rows, "prod")) == 1  # without a model id: old and new mixed
     assert align_predictions(rows, "prod", "new").empty  # the new release has no deep row
     assert align_predictions(rows, "prod", "old")["p_lgbm"].tolist() == [0.6]
+
+
+def test_cli_tune_registry_option_pairs_that_registrys_release(
+    cfg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--registry X: X's policy and X's prod id (the logs are m1's), not the settings'."""
+    env = tmp_path / "env.yaml"
+    env.write_text("symbols: BTCUSDT,ETHUSDT\ntimeframe: 15m\n")
+    other_id = make_entry(cfg.registry_dir, "m2", symbols=SYMBOLS)
+    bootstrap_prod(Paths.of(cfg).registry, other_id, reason="the settings' registry")
+    elsewhere = tmp_path / "elsewhere" / "model_registry.json"
+    entry = make_entry(
+        elsewhere.parent, "m1", entry=POLICY.entry_threshold, exit_=POLICY.exit_threshold,
+        fee_bps=POLICY.fee_bps, slippage_bps=POLICY.slippage_bps, symbols=SYMBOLS,
+    )  # fmt: skip
+    bootstrap_prod(elsewhere, entry, reason="another registry")
+    p_lgbm, p_deep = _scenario(cfg, lgbm_good=True)
+    _log(cfg, _paired_records(p_lgbm, p_deep))
+    args = ["tune", "--env-file", str(env), "--now", NOW.isoformat(), "--json"]
+    assert main([*args, "--registry", str(elsewhere)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["aligned_rows"] == 2 * (N_BARS - 1) and data["kept_previous"] is False
+    assert Paths.of(cfg, registry=elsewhere).ensemble_weights.exists()  # beside X
+    assert main(args) == 0  # the settings' registry: m2 logged nothing
+    assert json.loads(capsys.readouterr().out)["aligned_rows"] == 0
+
+
+def test_cli_tune_days_default_comes_from_the_settings(
+    cfg: Settings, env_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file.write_text(env_file.read_text() + "tuning_days: 0.5\n")
+    assert main(["tune", "--env-file", str(env_file), "--now", NOW.isoformat()]) == 0
+    assert "last 0.5 day(s)" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """The model registry: which release is prod, which is the candidate, and why.
 
-This package alone reads and writes ``model_registry.json`` and ``canary_policy.json``
-(their names live in `levibot.state.paths`): `schema` holds the models, `store` the
+This package alone reads and writes the registry file and the canary policy file
+(`Paths.registry`, `Paths.canary_policy`): `schema` holds the models, `store` the
 locked atomic file access and artifact checks, `operations` the audited changes,
 `canary` the canary policy with the threshold model, `describe` the summary text.
 """

@@ -1,8 +1,9 @@
 """The canary policy file: how much traffic the candidate gets, and every threshold.
 
-``canary_policy.json`` sits beside the registry and is hot-reloaded by the server. It
-holds the candidate's traffic `fraction`, the `min_confidence` below which a signal is
-forced to HOLD, and the whole `levibot.thresholds.Thresholds` model.
+The canary policy file (`Paths.canary_policy`) sits beside the registry and is
+hot-reloaded by the server. It holds the candidate's traffic `fraction`, the
+`min_confidence` below which a signal is forced to HOLD, and the whole
+`levibot.thresholds.Thresholds` model.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Drift results: the only reader and writer of ``<registry>/drift/``.
 
 One JSON report per check, named after the check's time (so replaying a time overwrites
-its own report), plus ``latest.json``, the newest report, which the server's status,
+its own report), plus the newest report again (`Paths.drift_latest`), which the server's status,
 ``marathon check`` and the evaluation read.
 """
 
@@ -45,7 +45,7 @@ def latest_drift_status(paths: Paths) -> str | None:
 
 
 def drift_history(paths: Paths) -> list[dict[str, Any]]:
-    """Every stored report, oldest first (``latest.json`` excluded)."""
+    """Every stored report, oldest first (the "latest" copy excluded)."""
     if not paths.drift_dir.is_dir():
         return []
     reports = sorted(p for p in paths.drift_dir.glob("*.json") if p != paths.drift_latest)

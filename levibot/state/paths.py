@@ -16,15 +16,15 @@ Layout (relative to the settings' folders):
     data/serving/paper/<role>.json                       levibot.online.paper
     data/serving/kill_switch.json                        levibot.online.killswitch
     data/serving/audit.jsonl                             levibot.online.audit
-    data/serving/marathon.json                           levibot.state.marathon_file
+    data/serving/marathon.json                           levibot.state.records
     data/serving/{server.log,server.pid,prometheus/,last_check.json,cron/}
     registry/model_registry.json                         levibot.registry
     registry/canary_policy.json (+ thresholds)           levibot.registry.canary
     registry/ensemble_weights.json                       levibot.state.weights
     registry/drift/<stamp>.json, latest.json             levibot.state.drift_log
     registry/artifacts/                                  levibot.training
-    registry/runs/serve_env.yaml                         levibot.state.settings_file
-    registry/runs/marathon_evaluation.json               levibot.marathon.evaluate
+    registry/runs/serve_env.yaml                         levibot.settings.save_settings
+    registry/runs/marathon_evaluation.json               levibot.marathon.evaluate / state.records
     reports/index.html                                   levibot.reporting
 """
 

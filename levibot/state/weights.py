@@ -1,4 +1,4 @@
-"""The ensemble weights file: the only reader and writer of ``ensemble_weights.json``.
+"""The ensemble weights file (`Paths.ensemble_weights`): its only reader and writer.
 
 The server serves ``weights`` ({lgbm, deep}, normalised to sum 1); the tuner writes them
 with its reasons and a bounded history. Every number must be finite and non-negative

@@ -64,6 +64,7 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
     first = build(project)
     assert first.returncode == 0, first.stdout + first.stderr
     assert all(ran(first.stdout, task) for task in TASKS)
+    assert "not used in the task's source code" not in first.stdout + first.stderr
 
     for name, images in (
         ("ingest", 2),
@@ -117,6 +118,23 @@ def test_a_rebuild_with_a_prod_registers_only_a_new_candidate(project):
     assert after.prod == before.prod
     assert after.candidate.id != before.candidate.id
     assert [a.entry.id for a in after.archive] == [before.candidate.id]
+
+
+def test_a_parameter_reruns_only_its_tasks_and_the_run_is_judged_by_its_settings(project):
+    """--env--horizon 4 reaches training and the replay but not the ingest; the evaluation
+    (in the pipeline and from the CLI, whose env file still says 3) judges with 4."""
+    from levibot.cli import main
+
+    result = build(project, "--env--horizon", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not ran(result.stdout, "ingest")
+    assert all(ran(result.stdout, task) for task in TASKS[1:])
+    evaluation_file = project / "registry" / "runs" / "marathon_evaluation.json"
+    assert json.loads(evaluation_file.read_text())["settings"]["horizon"] == 4
+    evaluation_file.unlink()
+    code = main(["--env-file", str(project / "env.test.yaml"), "marathon", "evaluate"])
+    assert code in (0, 1, 3)
+    assert json.loads(evaluation_file.read_text())["settings"]["horizon"] == 4
 
 
 def test_a_failing_step_names_the_problem_and_keeps_old_products(project):

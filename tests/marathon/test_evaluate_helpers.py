@@ -100,3 +100,31 @@ def test_decision_rules_and_the_rule_that_fired(
     )
     assert got == decision
     assert any(rule in line for line in fired), fired
+
+
+def test_decision_rules_read_their_limits_from_the_threshold_model():
+    from levibot.thresholds import Thresholds
+
+    stricter = Thresholds.model_validate(
+        {"gate": {"sharpe_margin": 1.0, "min_trades": 40}, "max_staleness_sec": 5}
+    )
+    # the default margin (0.2) promotes this canary; a margin of 1.0 does not
+    assert decide(passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=1)[0] == (
+        "PROMOTE"
+    )
+    got, fired = decide(
+        passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=1,
+        thresholds=stricter,
+    )  # fmt: skip
+    assert got == "EXTEND" and any("prod 1.20 + 1.0" in line for line in fired)
+    # 25 trades are thin under min_trades 40: the Sharpe rollback rule may not fire
+    got, fired = decide(
+        passed=4, metrics=books(0.1, 1.2, 25), incidents=QUIET, max_staleness=1,
+        thresholds=stricter,
+    )  # fmt: skip
+    assert got == "EXTEND" and any("25 canary trades < 40" in line for line in fired)
+    got, fired = decide(
+        passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=10,
+        thresholds=stricter,
+    )  # fmt: skip
+    assert got == "ROLLBACK" and any("10 s > 5 s" in line for line in fired)

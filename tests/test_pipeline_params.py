@@ -1,0 +1,40 @@
+"""pipeline.yaml gives each task exactly the parameters its notebook declares and uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from levibot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_SETTINGS = {"project_root", "speed"}  # a path Ploomber renders; a replay pacing knob
+
+
+def _tasks() -> dict[str, dict]:
+    spec = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+    return {task["name"]: task for task in spec["tasks"]}
+
+
+def _declared(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's parameters cell (upstream/product excluded)."""
+    text = notebook.read_text()
+    cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
+    return set(re.findall(r"^(\w+) = ", cell, re.MULTILINE)) - {"upstream", "product"}
+
+
+def test_each_task_declares_exactly_the_parameters_it_is_given():
+    for name, task in _tasks().items():
+        given = set(task.get("params", {}))
+        assert _declared(ROOT / task["source"]) == given, name
+        assert given - NOT_SETTINGS <= set(Settings.model_fields), name
+
+
+def test_training_parameters_do_not_reach_the_ingest():
+    """Changing holdout_hours or horizon must re-run training, not the ingest."""
+    ingest = set(_tasks()["ingest"]["params"])
+    assert not ingest & {"horizon", "holdout_hours", "prod_lag_days", "registry_dir"}
+    for task in ("train_lgbm", "train_deep"):
+        assert {"horizon", "holdout_hours", "prod_lag_days"} <= set(_tasks()[task]["params"])
