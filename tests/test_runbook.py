@@ -4,7 +4,7 @@ Each `levibot ...` / `.venv/bin/levibot ...` line inside a fenced code block, an
 inline `levibot ...` code span of the prose and tables, is split like a shell would and
 parsed by `levibot.cli.build_parser()` (placeholders such as <...> or ... filled in);
 `ploomber build` lines may only name tasks of pipeline.yaml and parameters of env.yaml;
-the "Expected results" table must equal `levibot.marathon.evaluate.EXPECTED`.
+the "Expected results" table must equal `levibot.marathon.decision.EXPECTED`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from levibot.cli import build_parser
-from levibot.marathon.evaluate import EXPECTED
+from levibot.marathon.decision import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "docs" / "runbook.md"

@@ -45,7 +45,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     out = Paths.of(settings).evaluation
     if args.live:
-        from levibot.marathon.evaluate import live_summary
+        from levibot.marathon.live import live_summary
 
         snapshot = read_marathon(Paths.of(settings))
         if snapshot is not None and "settings" in snapshot:  # judge it by its own settings

@@ -125,7 +125,8 @@ def test_a_parameter_reruns_only_its_tasks_and_the_run_is_judged_by_its_settings
     (in the pipeline and from the CLI, whose env file still says 3) judges with 4."""
     from levibot.cli import main
 
-    result = build(project, "--env--horizon", "4")
+    # the same ingest parameters as the previous build (days 11), another horizon
+    result = build(project, "--env--days", "11", "--env--horizon", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not ran(result.stdout, "ingest")
     assert all(ran(result.stdout, task) for task in TASKS[1:])

@@ -2,12 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from levibot.marathon.evaluate import (
-    block_bootstrap_sharpe_diff,
-    decide,
-    positions_from_trades,
-    rate,
-)
+from levibot.marathon.decision import decide, rate
+from levibot.marathon.evidence import block_bootstrap_sharpe_diff, positions_from_trades
 from levibot.online.clock import (
     CLOCK_ENV,
     clock_for,

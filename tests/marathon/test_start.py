@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from levibot.io import read_json
-from levibot.marathon.evaluate import evaluate_marathon, live_summary
+from levibot.marathon.evaluate import evaluate_marathon
+from levibot.marathon.live import live_summary
 from levibot.marathon.server import free_port
 from levibot.marathon.start import PreflightError, start_marathon
 from levibot.online.killswitch import KillSwitch

@@ -36,6 +36,13 @@ import pandas as pd
 
 from levibot.data.schema import AUX_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, conform_bars, empty_bars
 from levibot.data.sources.exchange import split_symbol
+from levibot.data.sources.resample import (
+    Resampled,
+    resample_complete,
+    source_interval,
+    stable_sort,
+)
+from levibot.data.sources.timestamps import parse_timestamps
 from levibot.symbols import UnknownSymbolError
 from levibot.timeframe import timeframe_delta, to_utc
 
@@ -44,9 +51,6 @@ SYMBOL_NAME = "symbol"
 VALUE_COLUMNS = OHLCV_COLUMNS + AUX_COLUMNS
 BINANCE_POSITIONS = ["open_time", "open", "high", "low", "close", "volume"]
 REPORT_EXAMPLES = 5
-_INT64_MAX = str(np.iinfo(np.int64).max)
-# epoch magnitude -> nanoseconds per unit: s below 1e11, ms below 1e14, us below 1e17
-_EPOCH_UNITS = ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3), (np.inf, 1))
 
 
 @dataclass(frozen=True)
@@ -252,69 +256,6 @@ def _select_rows(table: _Table, symbol: str) -> _Table:
     )
 
 
-def _integers(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer strings as exact int64 (float64 would blur nanoseconds), and where they were."""
-    is_int = (
-        text.str.fullmatch(r"-?\d{1,18}") | (text.str.fullmatch(r"\d{19}") & (text <= _INT64_MAX))
-    ).to_numpy(dtype=bool)
-    ints = np.zeros(len(text), dtype="int64")
-    ints[is_int] = text[is_int].astype("int64").to_numpy()
-    floats = pd.to_numeric(text.mask(is_int, ""), errors="coerce").to_numpy(dtype="float64")
-    whole = ~is_int & np.isfinite(floats) & (np.abs(floats) < 2.0**53)
-    whole &= floats == np.trunc(np.where(whole, floats, 0.0))
-    ints[whole] = floats[whole].astype("int64")
-    return ints, is_int | whole
-
-
-def epoch_nanos(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch numbers as int64 ns, the unit (s, ms, us, ns) told by magnitude, and where
-    that worked; a number beyond the representable range counts as unparseable."""
-    ints, is_int = _integers(text)
-    floats = pd.to_numeric(text.mask(is_int, ""), errors="coerce").to_numpy(dtype="float64")
-    is_float = ~is_int & np.isfinite(floats)
-    magnitude = np.where(is_int, np.abs(ints).astype("float64"), np.abs(np.nan_to_num(floats)))
-    nanos = np.zeros(len(text), dtype="int64")
-    ok = np.zeros(len(text), dtype=bool)
-    lower = 0.0
-    for upper, per_unit in _EPOCH_UNITS:
-        band = (magnitude >= lower) & (magnitude < upper)
-        lower = upper
-        limit = np.iinfo(np.int64).max // per_unit
-        exact = band & is_int & (np.abs(ints) <= limit)
-        nanos[exact] = ints[exact] * per_unit
-        approx = band & is_float & (magnitude <= limit)
-        nanos[approx] = np.round(floats[approx] * per_unit).astype("int64")
-        ok |= exact | approx
-    return nanos, ok
-
-
-def _date_strings(text: pd.Series) -> np.ndarray:
-    """ISO (fast path) or other date strings as UTC datetime64[ns]; NaT where unparseable.
-
-    Naive strings are taken to be UTC."""
-    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-    retry = parsed.isna().to_numpy() & text.str.contains(r"\d", regex=True).to_numpy(dtype=bool)
-    if retry.any():
-        parsed[retry] = pd.to_datetime(text[retry], utc=True, format="mixed", errors="coerce")
-    naive = parsed.dt.tz_localize(None).to_numpy()
-    lo, hi = pd.Timestamp.min.to_datetime64(), pd.Timestamp.max.to_datetime64()
-    fits = ~np.isnat(naive) & (naive >= lo) & (naive <= hi)
-    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
-    out[fits] = naive[fits].astype("datetime64[ns]")
-    return out
-
-
-def parse_timestamps(values: Sequence[str]) -> pd.DatetimeIndex:
-    """UTC open times from epoch numbers or date strings; NaT where unparseable."""
-    text = pd.Series(list(values), dtype=object).astype(str).str.strip()
-    nanos, numeric = epoch_nanos(text)
-    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
-    out[numeric] = nanos[numeric].view("datetime64[ns]")
-    if (~numeric).any():
-        out[~numeric] = _date_strings(text[~numeric])
-    return pd.DatetimeIndex(out, name=INDEX_NAME).tz_localize("UTC")
-
-
 def table_to_bars(table: _Table) -> tuple[pd.DataFrame, list[int]]:
     """Float bars indexed by open time, and the row numbers whose timestamp is unparseable.
 
@@ -331,59 +272,6 @@ def table_to_bars(table: _Table) -> tuple[pd.DataFrame, list[int]]:
     frame = pd.DataFrame(data, index=index)
     placed = ~index.isna()
     return frame.loc[placed], np.flatnonzero(~placed).tolist()
-
-
-def stable_sort(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sorted by open time, ties (duplicates) kept in file order for the validator."""
-    order = np.argsort(frame.index.asi8, kind="stable")
-    return frame.iloc[order]
-
-
-def source_interval(index: pd.DatetimeIndex) -> pd.Timedelta | None:
-    """The bar interval of the data: the median gap between distinct open times."""
-    distinct = np.unique(index.asi8)
-    if len(distinct) < 2:
-        return None
-    return pd.Timedelta(int(np.median(np.diff(distinct))), unit="ns")
-
-
-@dataclass
-class Resampled:
-    """Target bars plus the open times of the bars dropped or spoiled on the way."""
-
-    bars: pd.DataFrame
-    incomplete: pd.DatetimeIndex
-    tainted: pd.DatetimeIndex
-
-
-def _aggregate(frame: pd.DataFrame, buckets: pd.DatetimeIndex) -> pd.DataFrame:
-    """open=first, high=max, low=min, close=last, volume=sum, auxiliaries=last valid."""
-    grouped = frame.groupby(buckets, sort=True)
-    rules = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    rules.update({col: "last" for col in AUX_COLUMNS if col in frame.columns})
-    return pd.DataFrame({col: grouped[col].agg(how) for col, how in rules.items()})
-
-
-def resample_complete(frame: pd.DataFrame, source: pd.Timedelta, target: pd.Timedelta) -> Resampled:
-    """Aggregate sub-bars into target bars, keeping only target bars with every sub-bar.
-
-    A complete target bar built from a malformed, duplicated or off-grid sub-bar gets NaN
-    OHLCV, so the validator quarantines it instead of it silently mixing bad rows in."""
-    index = frame.index
-    buckets = index.floor(target)
-    on_grid = np.asarray(index == index.floor(source))
-    duplicated = np.asarray(index.duplicated(keep=False))
-    finite = np.isfinite(frame[OHLCV_COLUMNS].to_numpy(dtype="float64")).all(axis=1)
-    bad = pd.Series(~finite | duplicated | ~on_grid).groupby(buckets).any()
-    stamps = pd.Series(index.asi8)[on_grid]
-    distinct = stamps.groupby(buckets[on_grid]).nunique().reindex(bad.index, fill_value=0)
-    complete = (distinct == target // source).to_numpy()
-    bars = _aggregate(frame, buckets)
-    spoiled = complete & bad.to_numpy()
-    bars.loc[spoiled, OHLCV_COLUMNS] = np.nan
-    bars = bars.loc[complete]
-    bars.index = pd.DatetimeIndex(bars.index, name=INDEX_NAME)
-    return Resampled(bars, bad.index[~complete], bad.index[spoiled])
 
 
 class CsvSource:
