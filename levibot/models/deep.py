@@ -10,6 +10,7 @@ statistics (never a pickled module) and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -251,7 +252,11 @@ class DeepModel:
             "return_scale": self.return_scale,
             "history": self.history,
         }
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        # through a buffer: saved to a path, torch names the archive after the (random) temp
+        # file, and the same weights would hash differently, breaking content-addressed ids
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
         write_sidecar(
             path, {**meta, "kind": "deep", "features": self.features, "config": asdict(self.config)}
         )

@@ -184,6 +184,16 @@ def test_save_load_round_trip_without_pickled_modules(tmp_path):
         np.testing.assert_array_equal(before[key], after[key])
 
 
+def test_the_same_weights_save_to_the_same_bytes(tmp_path):
+    """Release ids hash the artifacts: saving a model twice must give identical files."""
+    from levibot.io import sha256_file
+
+    model = tiny_model()
+    first = model.save(tmp_path / "a" / "model.pt", {})
+    second = model.save(tmp_path / "b" / "model.pt", {})
+    assert sha256_file(first) == sha256_file(second)
+
+
 def test_tampered_artifact_is_refused(tmp_path):
     path = tiny_model().save(tmp_path / "model.pt", {})
     with path.open("ab") as handle:
