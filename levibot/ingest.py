@@ -24,7 +24,7 @@ from levibot.features import compute_feature_panel
 from levibot.io import sha256_file, write_csv_atomic, write_json_atomic
 from levibot.settings import Settings, settings_payload
 from levibot.state.paths import Paths
-from levibot.timeframe import to_utc
+from levibot.timeframe import to_utc, utc_now
 
 QUALITY_COLUMNS = [
     "symbol", "rows_fetched", "rows_clean", "quarantined", "unparseable",
@@ -89,7 +89,7 @@ def run_ingest(
     The manifest records the settings and `project_root` (where later tasks resolve
     their own relative paths; default: the data folder's parent).
     """
-    now = to_utc(now) if now is not None else pd.Timestamp.now("UTC")
+    now = to_utc(now) if now is not None else utc_now()
     source = source or make_source(settings, now=now)
     start, end = (pd.Timestamp(t) for t in settings.window(now))
     validated = {

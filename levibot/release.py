@@ -1,10 +1,12 @@
-"""Calibrate, sweep and register: turns two training runs into a registry entry.
+"""Calibrate, select the policy and register: turns two training runs into a registry entry.
 
 For each model of a release: fit isotonic and Platt on the calibration window, keep
 the one with the lower (out-of-fold) ECE, and report ECE raw vs calibrated on the
-test window. The policy thresholds are swept on the LightGBM model's calibrated
-probabilities on the calibration window (Sharpe - 3 * MaxDD, after fees and slippage)
-and reported on the test window.
+test window. The policy thresholds are chosen walk-forward on the LightGBM model's
+out-of-fold calibrated probabilities of the calibration window, among configurations
+that trade often enough for a marathon to judge them (`levibot.selection`); the test
+window is used once, afterwards, for the report and the registration gate
+(`levibot.policy_evaluation`). A release that fails the gate is not registered.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from typing import Any
 
 import pandas as pd
 
-from levibot.dataset import BAR_RETURN, LABEL_DIRECTION
+from levibot.dataset import BAR_RETURN, LABEL_DIRECTION, LABEL_RETURN
 from levibot.io import read_json, write_json_atomic
 from levibot.models.calibration import (
+    FITTERS,
+    RANK_PRESERVING,
     choose_calibrator,
     expected_calibration_error,
     reliability_table,
 )
 from levibot.models.evaluation import classification_metrics
-from levibot.policy import Policy, backtest_policy, best_policy, sweep_thresholds
+from levibot.policy import Policy
+from levibot.policy_evaluation import TestReport, describe_test, evaluate_on_test
 from levibot.registry import (
     CalibrationInfo,
     DataWindow,
@@ -37,10 +42,15 @@ from levibot.registry import (
     PolicyInfo,
     artifact_ref,
     bootstrap_prod,
+    load_canary_policy,
+    load_registry,
     register_candidate,
 )
+from levibot.selection import Selection, select_policy
 from levibot.settings import Settings
 from levibot.state.paths import Paths
+from levibot.thresholds import GateRules
+from levibot.timeframe import utc_now
 
 POLICY_MODEL = "lgbm"  # the model whose calibrated p_up the thresholds are swept on
 
@@ -62,7 +72,8 @@ def calibrate_run(run: Mapping[str, Any]) -> CalibratedModel:
     labelled = predictions.dropna(subset=[LABEL_DIRECTION])
     calib = labelled[labelled["window"] == "calibration"]
     test = labelled[labelled["window"] == "test"]
-    calibrator, choice = choose_calibrator(calib[LABEL_DIRECTION], calib["p_raw"])
+    methods = RANK_PRESERVING if run["kind"] == POLICY_MODEL else tuple(FITTERS)
+    calibrator, choice = choose_calibrator(calib[LABEL_DIRECTION], calib["p_raw"], methods=methods)
     predictions["p_cal"] = calibrator.transform(predictions["p_raw"])
     test_cal = calibrator.transform(test["p_raw"])
     calibrator_path = write_json_atomic(
@@ -82,27 +93,26 @@ def calibrate_run(run: Mapping[str, Any]) -> CalibratedModel:
     return CalibratedModel(dict(run), predictions, info, calibrator_path, reliability)
 
 
-def _by_symbol(
-    predictions: pd.DataFrame, window: str
-) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
-    rows = predictions[predictions["window"] == window]
-    p_up = {s: g["p_cal"] for s, g in rows.groupby("symbol")}
-    returns = {s: g[BAR_RETURN].fillna(0.0) for s, g in rows.groupby("symbol")}
-    return p_up, returns
-
-
-def sweep_policy(
-    predictions: pd.DataFrame, *, fee_bps: float, slippage_bps: float, timeframe: str
-) -> tuple[Policy, pd.DataFrame, pd.Series, dict[str, float]]:
-    """Pick thresholds on the calibration window; return (policy, sweep, row, test metrics)."""
-    p_up, returns = _by_symbol(predictions, "calibration")
-    sweep = sweep_thresholds(
-        p_up, returns, fee_bps=fee_bps, slippage_bps=slippage_bps, timeframe=timeframe
-    )
-    policy, row = best_policy(sweep)
-    test_p, test_r = _by_symbol(predictions, "test")
-    test_metrics = backtest_policy(test_p, test_r, policy, timeframe=timeframe).metrics
-    return policy, sweep, row, dict(test_metrics)
+def choose_policy(
+    predictions: pd.DataFrame,
+    *,
+    purge: pd.Timedelta,
+    fee_bps: float,
+    slippage_bps: float,
+    timeframe: str,
+    gate: GateRules,
+    release: str,
+) -> tuple[Selection, TestReport]:
+    """Select on the calibration window, then score once on the test window (and gate)."""
+    common = {"timeframe": timeframe, "min_trades": gate.min_trades,
+              "marathon_hours": gate.marathon_hours, "release": release}  # fmt: skip
+    selection = select_policy(
+        predictions[predictions["window"] == "calibration"], label=LABEL_DIRECTION,
+        bar_return=BAR_RETURN, forward_return=LABEL_RETURN, purge=purge, fee_bps=fee_bps,
+        slippage_bps=slippage_bps, **common,
+    )  # fmt: skip
+    test = predictions[predictions["window"] == "test"]
+    return selection, evaluate_on_test(test, selection, bar_return=BAR_RETURN, **common)
 
 
 def code_version() -> str:
@@ -133,6 +143,8 @@ def build_entry(
     policy_test_metrics: Mapping[str, float],
     pipeline_run: str,
     reports: list[str],
+    trades_per_48h: float | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> ModelEntry:
     """A registry entry for one release (LightGBM + transformer, calibrated)."""
     base = settings.registry_dir
@@ -177,6 +189,7 @@ def build_entry(
             fee_bps=policy.fee_bps,
             slippage_bps=policy.slippage_bps,
         ),
+        trades_per_48h=trades_per_48h,
         data_window=DataWindow(
             train_start=split["train"]["start"],
             train_end=split["train"]["end"],
@@ -185,18 +198,28 @@ def build_entry(
             test_start=split["test"]["start"],
             test_end=split["test"]["end"],
         ),
-        trained_at=pd.Timestamp.now("UTC").to_pydatetime(),
+        trained_at=utc_now().to_pydatetime(),
         code_version=code_version(),
         lineage=Lineage(
             pipeline_run=pipeline_run,
             reports=reports,
-            extra={"runs": {k: m.run["artifact"] for k, m in models.items()}},
+            extra={
+                "runs": {k: m.run["artifact"] for k, m in models.items()},
+                "selection": _finite(selection or {}),
+            },
         ),
     )
 
 
 def register_release(registry_file: Path, entry: ModelEntry, role: str) -> None:
-    """Bootstrap prod (empty registry only) or register the candidate."""
+    """Bootstrap prod (empty registry only) or register the candidate.
+
+    Release ids hash the artifacts, so a rebuild on unchanged data and seeds yields the
+    same release: when it already is the candidate, the registry is left as it is.
+    """
+    current = load_registry(registry_file, missing_ok=True).candidate
+    if role == "candidate" and current is not None and current.id == entry.id:
+        return
     if role == "prod":
         bootstrap_prod(registry_file, entry, reason="bootstrap: first prod trained on older data")
     else:
@@ -219,10 +242,14 @@ class ReleaseResult:
     role: str
     models: dict[str, CalibratedModel]
     policy: Policy
-    sweep: pd.DataFrame
-    chosen: pd.Series
-    policy_test_metrics: dict[str, float]
+    selection: Selection
+    test: TestReport
     entry: ModelEntry
+
+    @property
+    def sweep(self) -> pd.DataFrame:
+        """The configurations tried, with their selection-window metrics."""
+        return self.selection.grid
 
     def calibration_summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model id": self.entry.id}
@@ -234,14 +261,17 @@ class ReleaseResult:
         return out
 
     def policy_summary(self) -> dict[str, Any]:
+        chosen = self.selection.chosen
         out = {
-            "entry": self.policy.entry_threshold,
-            "exit": self.policy.exit_threshold,
-            "calibration score": round(float(self.chosen["score"]), 3),
-            "calibration sharpe": round(float(self.chosen["sharpe"]), 3),
-            "enough trades": bool(self.chosen["meets_min_trades"]),
+            "entry": round(self.policy.entry_threshold, 4),
+            "exit": round(self.policy.exit_threshold, 4),
+            "entry / exit quantile": f"{chosen['entry_q']:.2f} / {chosen['exit_q']:.2f}",
+            "configurations (eligible)": f"{len(self.sweep)} ({int(self.sweep['eligible'].sum())})",
+            "selection sharpe (out of fold)": round(float(chosen["sharpe"]), 3),
+            "selection trades per 48h": round(float(chosen["trades_per_48h"]), 1),
+            "cost break-even P(up)": round(self.selection.cost_break_even, 3),
         }
-        out.update({f"test {k}": round(float(v), 4) for k, v in self.policy_test_metrics.items()})
+        out.update(describe_test(self.test, self.selection))
         return out
 
 
@@ -253,29 +283,34 @@ def calibrate_and_register(
     fee_bps: float | None = None,
     slippage_bps: float | None = None,
 ) -> list[ReleaseResult]:
-    """Calibrate every model, sweep the policy, and register prod (bootstrap) then candidate.
+    """Calibrate every model, select the policy, and register prod (bootstrap) then candidate.
 
-    Costs default to the settings' `fee_bps` / `slippage_bps`.
+    Costs default to the settings' `fee_bps` / `slippage_bps`. Every release of the run is
+    built and gated before any is registered: one that fails (`SelectionError`) leaves
+    the registry exactly as it was.
     """
     fee_bps = settings.fee_bps if fee_bps is None else fee_bps
     slippage_bps = settings.slippage_bps if slippage_bps is None else slippage_bps
-    pipeline_run = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
+    pipeline_run = utc_now().strftime("%Y%m%dT%H%M%S")
     results = []
-    registry_file = Paths.of(settings).registry
+    paths = Paths.of(settings)
+    registry_file = paths.registry
+    gate = load_canary_policy(paths.canary_policy).thresholds.gate
     for role, runs in sorted(releases_by_role(*runs_files).items(), key=lambda kv: kv[0] != "prod"):
         models = {kind: calibrate_run(run) for kind, run in sorted(runs.items())}
-        policy, sweep, chosen, test_metrics = sweep_policy(
-            models[POLICY_MODEL].predictions,
-            fee_bps=fee_bps,
-            slippage_bps=slippage_bps,
-            timeframe=settings.timeframe,
-        )
-        entry = build_entry(
-            settings, models, policy, policy_test_metrics=test_metrics,
-            pipeline_run=pipeline_run, reports=[str(r) for r in reports],
+        purge = pd.Timedelta(models[POLICY_MODEL].run["split"]["purge"])
+        selection, test = choose_policy(
+            models[POLICY_MODEL].predictions, purge=purge, fee_bps=fee_bps,
+            slippage_bps=slippage_bps, timeframe=settings.timeframe, gate=gate, release=role,
         )  # fmt: skip
-        register_release(registry_file, entry, role)
-        results.append(ReleaseResult(role, models, policy, sweep, chosen, test_metrics, entry))
+        entry = build_entry(
+            settings, models, selection.policy, policy_test_metrics=test.flat_metrics(),
+            pipeline_run=pipeline_run, reports=[str(r) for r in reports],
+            trades_per_48h=test.trades_per_48h, selection=selection.summary(),
+        )  # fmt: skip
+        results.append(ReleaseResult(role, models, selection.policy, selection, test, entry))
+    for result in results:
+        register_release(registry_file, result.entry, result.role)
     write_json_atomic(
         summary_path,
         {

@@ -88,11 +88,11 @@ def plot_importance(runs: Sequence[Mapping], top: int = 20) -> Figure:
 
 
 def plot_learning_curves(runs: Sequence[Mapping]) -> Figure:
-    """Train vs calibration log-loss per boosting round (early stopping on calibration)."""
+    """Train vs validation log-loss per boosting round (early stopping on the train tail)."""
     fig, axes = _grid(len(runs))
     for ax, run in zip(axes, runs, strict=True):
         curves = run["learning_curve"]
-        for split in ("train", "calibration"):
+        for split in ("train", "valid"):
             ax.plot(curves[f"{split}_binary_logloss"], label=split)
         ax.axvline(run["best_iteration"] - 1, color="grey", ls="--", lw=0.8, label="best")
         ax.set(title=f"{run['role']}: log-loss", xlabel="round")
@@ -204,8 +204,8 @@ def plot_equity_and_drawdown(equity: Mapping[str, pd.Series]) -> Figure:
     return fig
 
 
-def plot_timeline(timeline: Sequence[Mapping]) -> Figure:
-    """Drift status, worst staleness and the kill-switch over the marathon's bars."""
+def plot_timeline(timeline: Sequence[Mapping], *, max_staleness_sec: float) -> Figure:
+    """Drift status, worst staleness (against its limit) and the kill-switch over the bars."""
     frame = pd.DataFrame(timeline)
     frame["bar"] = pd.to_datetime(frame["bar"])
     fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
@@ -216,7 +216,7 @@ def plot_timeline(timeline: Sequence[Mapping]) -> Figure:
     axes[0].set(yticks=[-1, 0, 1, 2], yticklabels=["insufficient", "ok", "warning", "critical"],
                 title="drift status")  # fmt: skip
     axes[1].plot(frame["bar"], frame["staleness"].astype(float))
-    axes[1].axhline(1800, color="red", lw=0.8, ls="--")
+    axes[1].axhline(max_staleness_sec, color="red", lw=0.8, ls="--")
     axes[1].set(ylabel="staleness (s)")
     axes[2].step(frame["bar"], frame["kill_switch"].astype(int), where="post", color="black")
     axes[2].set(ylabel="kill-switch", yticks=[0, 1])
@@ -226,20 +226,20 @@ def plot_timeline(timeline: Sequence[Mapping]) -> Figure:
 
 
 def write_report_index(
-    reports_dir: Path | str, *, title: str, lines: Sequence[str], include: Sequence[str] = ()
+    index: Path | str, *, title: str, lines: Sequence[str], include: Sequence[str] = ()
 ) -> Path:
-    """reports/index.html linking every HTML report of the run, with a short summary.
+    """The index page (`Paths.report_index`) linking every HTML report beside it.
 
     `include` names reports written after this call (the calling notebook's own)."""
     from html import escape
 
     from levibot.io import write_text_atomic
 
-    reports_dir = Path(reports_dir)
-    names = {p.name for p in reports_dir.glob("*.html")} | set(include)
+    index = Path(index)
+    names = {p.name for p in index.parent.glob("*.html")} | set(include)
     links = "\n".join(
         f'<li><a href="{name}">{escape(Path(name).stem.replace("_", " "))}</a></li>'
-        for name in sorted(names - {"index.html"})
+        for name in sorted(names - {index.name})
     )
     summary = "\n".join(f"<li>{escape(line)}</li>" for line in lines)
     html = (
@@ -247,7 +247,7 @@ def write_report_index(
         f"<body><h1>{escape(title)}</h1><ul>{summary}</ul><h2>Reports</h2><ul>{links}</ul>"
         "</body></html>\n"
     )
-    return write_text_atomic(reports_dir / "index.html", html)
+    return write_text_atomic(index, html)
 
 
 def plot_drift(result: Mapping, reference, current: pd.DataFrame, *, top: int = 4) -> Figure:

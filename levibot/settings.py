@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from levibot.io import format_errors, read_json, write_text_atomic
 from levibot.symbols import parse_symbols
-from levibot.timeframe import floor_to_bar, timeframe_seconds, to_utc
+from levibot.timeframe import floor_to_bar, timeframe_seconds, to_utc, utc_now
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 DEFAULT_ENV_FILE = "env.yaml"
@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     drift_scenario: DriftScenario = "none"
     drift_start: datetime | None = Field(
         default=None, description="when the drift scenario begins; None = 2 days before end"
+    )
+    sim_edge: float = Field(
+        default=1.0, ge=0, description="synthetic: scale of every predictive effect (0 = none)"
+    )
+    sim_edge_after: float | None = Field(
+        default=None, ge=0, description="synthetic: the edge scale from sim_edge_change on"
+    )
+    sim_edge_change: datetime | None = Field(
+        default=None, description="synthetic: when the edge changes to sim_edge_after"
     )
     csv_path: Path | None = None
     exchange_id: str = "binance"
@@ -122,14 +131,16 @@ class Settings(BaseSettings):
         """Ploomber renders the YAML word `none` as Python None."""
         return "none" if value is None else value
 
-    @field_validator("end", "drift_start", mode="before")
+    @field_validator("end", "drift_start", "sim_edge_change", "sim_edge_after", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value in ("", "none", "None", "null") else value
 
     @model_validator(mode="after")
     def _utc_times(self) -> Settings:
-        for name in ("end", "drift_start"):
+        if (self.sim_edge_after is None) != (self.sim_edge_change is None):
+            raise ValueError("sim_edge_after and sim_edge_change go together (new edge and time)")
+        for name in ("end", "drift_start", "sim_edge_change"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, to_utc(value).to_pydatetime())
@@ -139,9 +150,7 @@ class Settings(BaseSettings):
         """[start, end) of the ingest window, both on the bar grid, in UTC."""
         import pandas as pd
 
-        end = floor_to_bar(
-            self.end if self.end is not None else now or pd.Timestamp.now("UTC"), self.timeframe
-        )
+        end = floor_to_bar(self.end if self.end is not None else now or utc_now(), self.timeframe)
         start = floor_to_bar(end - pd.Timedelta(days=self.days), self.timeframe)
         return start.to_pydatetime(), end.to_pydatetime()
 
@@ -209,9 +218,22 @@ def settings_payload(settings: Settings) -> dict[str, Any]:
 
 
 def save_settings(path: Path | str, settings: Settings) -> Path:
-    """Record the whole settings as a YAML settings file (a replay's or a server's)."""
-    text = yaml.safe_dump(settings_payload(settings), sort_keys=True)
+    """Record the whole settings as a YAML settings file (a replay's or a server's).
+
+    Paths are written absolute (relative ones resolved against the working directory),
+    so the file means the same folders wherever it is read from.
+    """
+    absolute = settings.resolved(Path.cwd())
+    text = yaml.safe_dump(settings_payload(absolute), sort_keys=True)
     return write_text_atomic(path, text)
+
+
+def load_recorded_settings(path: Path | str) -> Settings:
+    """A run's recorded settings file, as recorded: environment variables do not apply
+    (a stray LEVIBOT_HORIZON must not change how a finished run is judged)."""
+    return settings_from_record(read_env_yaml(Path(path)), source=str(path)).resolved(
+        Path(path).parent.resolve()
+    )
 
 
 def settings_from_record(payload: dict[str, Any], *, source: str) -> Settings:

@@ -103,6 +103,23 @@ def make_time_split(
     )
 
 
+def early_stopping_split(
+    rows: pd.DataFrame, purge: pd.Timedelta, fraction: float = 0.2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, valid): the newest `fraction` of the training rows' bar times for early
+    stopping, the rest (minus a purge gap) for fitting.
+
+    Early stopping on the calibration window would make that window part of the model's
+    fit, and the calibrator and the policy chosen there would be judged in sample.
+    """
+    times = pd.DatetimeIndex(rows.index)
+    distinct = times.unique().sort_values()
+    if len(distinct) < 10:
+        raise ValueError(f"{len(distinct)} training bars are too few to hold out a validation tail")
+    cut = distinct[int(len(distinct) * (1 - fraction))]
+    return rows.loc[times < cut - purge], rows.loc[times >= cut]
+
+
 def walk_forward(
     start: pd.Timestamp,
     end: pd.Timestamp,

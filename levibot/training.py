@@ -31,8 +31,9 @@ from levibot.models.evaluation import classification_metrics
 from levibot.models.lgbm import train_lgbm
 from levibot.registry import load_registry
 from levibot.settings import Settings
+from levibot.splits import early_stopping_split
 from levibot.state.paths import Paths
-from levibot.timeframe import timeframe_delta
+from levibot.timeframe import timeframe_delta, utc_now
 
 SCORED_WINDOWS = ("calibration", "test")
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
@@ -69,7 +70,7 @@ def prepare_training(settings: Settings) -> TrainingContext:
 
 def _run_dir(out_dir: Path, plan: ReleasePlan, kind: str) -> Path:
     """A fresh folder per training run: files a registry entry points at are never rewritten."""
-    stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S%f")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%f")
     return Path(out_dir) / kind / f"{plan.role}-{plan.data_end:%Y%m%dT%H%M}-{stamp}"
 
 
@@ -125,9 +126,9 @@ def run_lgbm(
 ) -> dict[str, Any]:
     """Train LightGBM for one release and score its calibration and test windows."""
     train = window_rows(data, plan.split, "train")
-    calibration = window_rows(data, plan.split, "calibration")
+    fit, valid = early_stopping_split(train, plan.split.purge)
     model = train_lgbm(
-        train, calibration, features=MODEL_FEATURES, label=LABEL_DIRECTION, seed=seed, **params
+        fit, valid, features=MODEL_FEATURES, label=LABEL_DIRECTION, seed=seed, **params
     )
     run_dir = _run_dir(out_dir, plan, "lgbm")
     artifact = model.save(run_dir / "model.txt", {"split": plan.split.as_dict(), "role": plan.role})
@@ -164,8 +165,8 @@ def run_deep(
 ) -> dict[str, Any]:
     """Train the transformer for one release; score with MC-dropout (`n_samples`)."""
     train = window_rows(data, plan.split, "train")
-    calibration = window_rows(data, plan.split, "calibration")
-    model = train_deep(frames, train, calibration, features=MODEL_FEATURES, seed=seed, **overrides)
+    fit, valid = early_stopping_split(train, plan.split.purge)
+    model = train_deep(frames, fit, valid, features=MODEL_FEATURES, seed=seed, **overrides)
     run_dir = _run_dir(out_dir, plan, "deep")
     artifact = model.save(run_dir / "model.pt", {"split": plan.split.as_dict(), "role": plan.role})
 

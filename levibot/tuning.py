@@ -55,7 +55,7 @@ from levibot.registry import load_registry
 from levibot.settings import Settings
 from levibot.state.paths import Paths
 from levibot.state.weights import DEFAULT_WEIGHTS, append_weights, current_weights
-from levibot.timeframe import to_utc
+from levibot.timeframe import to_utc, utc_now
 
 LGBM_ENDPOINT = ENDPOINTS["lgbm"]
 DEEP_ENDPOINT = ENDPOINTS["deep"]
@@ -266,7 +266,7 @@ def tune_weights(
     days = settings.tuning_days if days is None else days
     _check_args(days, alpha, role)
     paths = Paths.of(settings, registry=registry_file)
-    now_ts = to_utc(now) if now is not None else pd.Timestamp.now("UTC")
+    now_ts = to_utc(now) if now is not None else utc_now()
     tuned_at = now_ts.isoformat()
     previous = current_weights(paths.ensemble_weights)
     prev = previous or dict(DEFAULT_WEIGHTS)

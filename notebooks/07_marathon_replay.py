@@ -29,6 +29,8 @@ registry_dir = "registry"
 horizon = 3
 holdout_hours = 48
 replay_requests_per_bar = 12
+drift_current_hours = 24.0
+tuning_days = 3.0
 speed = 0.0
 
 # %%
@@ -47,6 +49,8 @@ settings = task_settings(
     horizon=horizon,
     holdout_hours=holdout_hours,
     replay_requests_per_bar=replay_requests_per_bar,
+    drift_current_hours=drift_current_hours,
+    tuning_days=tuning_days,
 )
 config = ReplayConfig.from_settings(settings, speed=speed)
 outcome = run_replay(settings, Path(product["summary"]).parent, config)
@@ -60,4 +64,4 @@ display(pd.Series(summary["latency_ms"]).to_frame("latency (ms)"))
 # ## Drift status, staleness and kill-switch over the replay
 
 # %%
-plot_timeline(summary["timeline"])
+plot_timeline(summary["timeline"], max_staleness_sec=summary["thresholds"]["max_staleness_sec"])

@@ -35,6 +35,7 @@ from IPython.display import display
 from levibot.marathon.evaluate import evaluate_marathon
 from levibot.marathon.replay import load_replay
 from levibot.reporting import plot_equity_and_drawdown, plot_timeline, write_report_index
+from levibot.state.paths import Paths
 
 # the settings the replay recorded, so the evaluation judges it by the settings it ran with
 replay, summary = load_replay(Path(upstream["marathon_replay"]["summary"]).parent)
@@ -83,11 +84,13 @@ display(result["_reliability"].query("count > 0").round(3))
 display(pd.Series(result["incidents"]).to_frame("count"))
 
 # %%
-plot_timeline(summary["timeline"])
+plot_timeline(summary["timeline"], max_staleness_sec=result["thresholds"]["max_staleness_sec"])
 
 # %%
-report = Path(product["nb"])
 index = write_report_index(
-    report.parent, title="LeviBot run", lines=[result["decision_text"]], include=[report.name]
+    Paths.of(replay).report_index,
+    title="LeviBot run",
+    lines=[result["decision_text"]],
+    include=[Path(product["nb"]).name],
 )
 print(f"reports: {index}")

@@ -84,9 +84,13 @@ def tiny_settings(
     )  # fmt: skip
 
 
+TINY_GATE = {"gate": {"min_trades": 5}}  # 2 symbols, 2-day windows: a trade rate this noisy
+
+
 def train_tiny_project(root: Path, *, days: float = 12, end: pd.Timestamp | None = END) -> Settings:
     """Ingest `days` of two symbols and register a prod and a candidate release."""
     settings = tiny_settings(root, days=days, end=end)
+    update_canary_policy(Paths.of(settings).canary_policy, thresholds=TINY_GATE)
     run_ingest(settings)
     context = prepare_training(settings)
     runs = root / "runs"

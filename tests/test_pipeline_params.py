@@ -38,3 +38,11 @@ def test_training_parameters_do_not_reach_the_ingest():
     assert not ingest & {"horizon", "holdout_hours", "prod_lag_days", "registry_dir"}
     for task in ("train_lgbm", "train_deep"):
         assert {"horizon", "holdout_hours", "prod_lag_days"} <= set(_tasks()[task]["params"])
+
+
+def test_every_placeholder_of_the_pipeline_is_in_both_env_files():
+    placeholders = set(re.findall(r"\{\{(\w+)\}\}", (ROOT / "pipeline.yaml").read_text()))
+    placeholders -= {"here", "cwd", "root", "user", "now", "git", "git_hash"}
+    for name in ("env.yaml", "env.test.yaml"):
+        keys = set(yaml.safe_load((ROOT / name).read_text()))
+        assert placeholders <= keys, (name, placeholders - keys)

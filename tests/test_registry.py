@@ -431,3 +431,10 @@ def test_concurrent_threads_lose_no_update(reg_file: Path) -> None:
         thread.join(timeout=120)
     assert errors == []
     _check_no_lost_update(reg_file)
+
+
+def test_an_old_max_ece_below_the_new_defaults_caps_them(tmp_path: Path) -> None:
+    path = tmp_path / "canary_policy.json"
+    path.write_text('{"guards": {"max_ece": 0.045}}')
+    ece = load_canary_policy(path).thresholds.ece
+    assert (ece.target, ece.acceptable, ece.tighten) == (0.045, 0.045, 0.045)

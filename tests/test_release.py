@@ -88,6 +88,11 @@ def test_empty_registry_gets_prod_then_candidate_and_later_only_a_candidate(tmp_
         assert lgbm.calibration.ece_calibrated < lgbm.calibration.ece_raw
         assert lgbm.metrics["policy_trade_count"] >= 1
         assert entry.policy.exit_threshold < entry.policy.entry_threshold
+        assert entry.trades_per_48h >= 20  # what the gate needs, from the test window
+        assert lgbm.metrics["policy_trades_per_48h"] == pytest.approx(entry.trades_per_48h)
+        assert lgbm.metrics["policy_flat_total_return"] == 0.0  # baselines beside the policy
+        assert "policy_buy_hold_sharpe" in lgbm.metrics
+        assert {"pbo", "deflated_sharpe"} <= set(entry.lineage.extra["selection"])
     assert set(json.loads(summary.read_text())["releases"]) == {"prod", "candidate"}
 
     second = calibrate_and_register(
@@ -109,3 +114,25 @@ def test_a_second_bootstrap_is_refused(tmp_path, settings):
     calibrate_and_register(settings, *run_files(tmp_path, settings, ["prod"]), **kwargs)
     with pytest.raises(RegistryError, match="prod already set"):
         calibrate_and_register(settings, *run_files(tmp_path, settings, ["prod"], seed=5), **kwargs)
+
+
+def test_a_release_that_fails_the_gate_registers_nothing(tmp_path, settings):
+    """A trade minimum no policy can meet: the run names the release and the reason, and
+    the registry (here: prod and candidate of an earlier run) is byte for byte as it was."""
+    from levibot.registry import update_canary_policy
+    from levibot.selection import SelectionError
+
+    kwargs = {"summary_path": tmp_path / "s.json", "reports": []}
+    calibrate_and_register(
+        settings, *run_files(tmp_path, settings, ["prod", "candidate"]), **kwargs
+    )
+    registry_file = Paths.of(settings).registry
+    before = registry_file.read_bytes()
+    update_canary_policy(
+        Paths.of(settings).canary_policy, thresholds={"gate": {"min_trades": 10**6}}
+    )
+    with pytest.raises(SelectionError, match=r"candidate: no threshold pair reaches"):
+        calibrate_and_register(
+            settings, *run_files(tmp_path, settings, ["candidate"], seed=7), **kwargs
+        )
+    assert registry_file.read_bytes() == before

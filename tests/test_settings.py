@@ -131,3 +131,21 @@ def test_task_settings_are_the_ingest_record_plus_the_task_parameters(tmp_path):
     assert task.registry_dir == tmp_path.resolve() / "reg2"  # under the recorded root
     with pytest.raises(SettingsError, match="horizon"):
         task_settings(Paths.of(ingest).manifest, horizon=0)
+
+
+def test_a_recorded_run_is_read_as_recorded(tmp_path, monkeypatch):
+    """Environment variables must not change how a finished run is judged, and relative
+    folders are saved as the absolute folders they meant."""
+    from levibot.settings import load_recorded_settings, save_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, horizon=5).model_copy(
+        update={"data_dir": Path("ws/data"), "registry_dir": Path("ws/registry")}
+    )
+    path = save_settings(tmp_path / "ws" / "env.yaml", settings)
+    monkeypatch.setenv("LEVIBOT_HORIZON", "9")
+    monkeypatch.setenv("LEVIBOT_DATA_DIR", "/somewhere/else")
+    loaded = load_recorded_settings(path)
+    assert loaded.horizon == 5
+    assert loaded.data_dir == (tmp_path / "ws" / "data").resolve()
+    assert load_settings(path).horizon == 9  # a settings file the operator edits: env wins

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from levibot.data.schema import INDEX_NAME
 from levibot.io import CorruptFileError, write_parquet_atomic
-from levibot.timeframe import timeframe_delta, to_utc
+from levibot.timeframe import timeframe_delta, to_utc, utc_now
 
 TABLES = ("bars", "features")
 ROW_GROUP_SIZE = 2048
@@ -114,6 +114,6 @@ class FeatureStore:
 
     def staleness_seconds(self, symbol: str, now: pd.Timestamp | None = None) -> float:
         """now - close time of the latest bar (negative would mean a clock problem)."""
-        now = to_utc(now) if now is not None else pd.Timestamp.now("UTC")
+        now = to_utc(now) if now is not None else utc_now()
         closed_at = self.last_bar_time(symbol) + self.bar_length
         return float((now - closed_at) / np.timedelta64(1, "s"))

@@ -10,7 +10,7 @@ import pandas as pd
 from levibot.drift.reference import ReferenceStats, _index_bounds, _sorted_columns
 from levibot.drift.stats import bin_counts_sorted, ks_statistic, psi
 from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds
-from levibot.timeframe import to_utc
+from levibot.timeframe import to_utc, utc_now
 
 NO_DATA, INSUFFICIENT = "no_data", "insufficient_data"
 SEVERITY = {OK: 0, WARNING: 1, CRITICAL: 2}
@@ -146,7 +146,7 @@ def check_drift(
             if SEVERITY[status] < SEVERITY[WARNING]:
                 status = WARNING
     start, end = _index_bounds(current_frame)
-    stamp = to_utc(timestamp) if timestamp is not None else pd.Timestamp.now("UTC")
+    stamp = to_utc(timestamp) if timestamp is not None else utc_now()
     return DriftResult(
         status=status,
         timestamp=stamp.isoformat(),

@@ -22,7 +22,7 @@ from levibot.settings import Settings
 from levibot.state.drift_log import report_path, write_drift_report
 from levibot.state.paths import Paths
 from levibot.thresholds import CRITICAL, DriftThresholds
-from levibot.timeframe import floor_to_bar, timeframe_delta, to_utc
+from levibot.timeframe import floor_to_bar, timeframe_delta, to_utc, utc_now
 
 
 class DriftError(ValueError):
@@ -138,7 +138,7 @@ def run_drift_check(
         stamp = to_utc(now)
     else:
         end = max(frame.index.max() for frame in frames.values()) + timeframe_delta(timeframe)
-        stamp = pd.Timestamp.now("UTC")
+        stamp = utc_now()
     start = end - pd.Timedelta(hours=hours)
     current = _pooled(frames, start, end)
 

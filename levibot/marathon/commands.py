@@ -13,21 +13,45 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 
 from levibot.cli_args import settings_of
-from levibot.settings import settings_from_record
+from levibot.registry.canary import MARATHON_FRACTION
+from levibot.settings import Settings, SettingsError, settings_from_record
 from levibot.state.paths import Paths
 from levibot.state.records import read_evaluation, read_last_check, read_marathon, write_last_check
+from levibot.timeframe import utc_now
 
 Handler = Callable[[argparse.Namespace], int]
 DECISION_CODES = {"PROMOTE": 0, "EXTEND": 1, "ROLLBACK": 3}
 
 
+def _marathon_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a marathon command: the env file's, on its registry_dir.
+
+    A marathon is one deployment (store, registry, serving state together), so a
+    --registry elsewhere would judge one deployment's logs against another's models.
+    """
+    if getattr(args, "registry", None) is not None:
+        raise SettingsError(
+            "marathon commands use the settings' registry_dir: set registry_dir in the "
+            "--env-file instead of passing --registry"
+        )
+    return settings_of(args)
+
+
+def _running_settings(args: argparse.Namespace) -> Settings:
+    """A running marathon's own settings (recorded at its start), else the env file's."""
+    settings = _marathon_settings(args)
+    snapshot = read_marathon(Paths.of(settings))
+    if snapshot is not None and "settings" in snapshot:
+        return settings_from_record(snapshot["settings"], source="the marathon snapshot")
+    return settings
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from levibot.marathon.replay import ReplayConfig, run_replay
 
-    settings = settings_of(args)
+    settings = _marathon_settings(args)
     config = ReplayConfig.from_settings(
         settings, hours=args.hours, speed=args.speed, requests_per_bar=args.requests_per_bar
     )
@@ -42,14 +66,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from levibot.marathon.evaluate import evaluate_marathon
     from levibot.marathon.replay import load_replay
 
-    settings = settings_of(args)
+    settings = _marathon_settings(args)
     out = Paths.of(settings).evaluation
     if args.live:
         from levibot.marathon.live import live_summary
 
-        snapshot = read_marathon(Paths.of(settings))
-        if snapshot is not None and "settings" in snapshot:  # judge it by its own settings
-            settings = settings_from_record(snapshot["settings"], source="the marathon snapshot")
+        settings = _running_settings(args)  # judge it by its own settings
         summary = live_summary(settings, url=args.url)
         result = evaluate_marathon(settings, summary, out_path=out)
     else:
@@ -67,7 +89,7 @@ def _print_decision(result: dict[str, Any]) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    paths = Paths.of(settings_of(args))
+    paths = Paths.of(_marathon_settings(args))
     result = read_evaluation(paths)
     if result is None:
         raise FileNotFoundError(f"no marathon evaluation at {paths.evaluation}: run `make run`")
@@ -87,7 +109,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from levibot.registry import load_canary_policy, load_registry
     from levibot.state.drift_log import latest_drift_status
 
-    paths = Paths.of(settings_of(args))
+    paths = Paths.of(_running_settings(args))
     limits = load_canary_policy(paths.canary_policy).thresholds
     results: list[tuple[str, bool, str]] = []
     try:
@@ -115,7 +137,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     logged = sum(counts.get("predictions", {}).values())
     before = (read_last_check(paths) or {}).get("predictions", -1)
     _item(results, "shadow logs growing", logged > before, f"{logged} lines (last check: {before})")
-    write_last_check(paths, {"predictions": logged, "at": pd.Timestamp.now("UTC").isoformat()})
+    write_last_check(paths, {"predictions": logged, "at": utc_now().isoformat()})
     log_file = paths.server_log
     errors = log_file.read_text(errors="replace").count("ERROR") if log_file.exists() else 0
     _item(results, "no repeated server errors", errors < 3, f"{errors} ERROR lines in {log_file}")
@@ -125,7 +147,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_start(args: argparse.Namespace) -> int:
     from levibot.marathon.start import start_marathon
 
-    return start_marathon(settings_of(args), port=args.port, workers=args.workers)
+    return start_marathon(
+        _marathon_settings(args), port=args.port, workers=args.workers, fraction=args.fraction
+    )
 
 
 def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -143,6 +167,10 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     start = add("start", _cmd_start, "pre-flight checks, tuning, canary on, managed API, snapshot")
     start.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     start.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
+    start.add_argument(
+        "--fraction", type=float, default=MARATHON_FRACTION,
+        help=f"the candidate's share of the traffic (default {MARATHON_FRACTION:g})",
+    )  # fmt: skip
     replay = add("replay", _cmd_replay, "drive a server through held-out bars on a simulated clock")
     replay.add_argument("--hours", type=float, default=None, help="default: holdout_hours")
     replay.add_argument("--speed", type=float, default=0.0, help="x real time; 0 = fastest")

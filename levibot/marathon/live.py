@@ -9,6 +9,7 @@ import pandas as pd
 from levibot.online.shadow_log import ShadowLog
 from levibot.settings import Settings
 from levibot.state.paths import Paths
+from levibot.timeframe import utc_now
 
 
 def live_summary(
@@ -32,7 +33,7 @@ def live_summary(
         raise RuntimeError(
             f"no marathon snapshot at {paths.marathon}: run `levibot marathon start`"
         )
-    now = pd.Timestamp.now("UTC") if now is None else pd.Timestamp(now)
+    now = utc_now() if now is None else pd.Timestamp(now)
     start = floor_to_bar(snapshot["started_at"], settings.timeframe)
     end = floor_to_bar(now, settings.timeframe)
     timeline = [

@@ -25,8 +25,9 @@ import pandas as pd
 from levibot.io import read_json, write_json_atomic
 from levibot.marathon.server import start_server
 from levibot.online.clock import CLOCK_ENV, mark_replay_workspace, set_replay_time
-from levibot.registry import load_canary_policy, load_registry, update_canary_policy
-from levibot.settings import Settings, load_settings, save_settings, settings_payload
+from levibot.registry import load_registry, update_canary_policy
+from levibot.registry.canary import MARATHON_FRACTION
+from levibot.settings import Settings, load_recorded_settings, save_settings, settings_payload
 from levibot.state.paths import Paths, Workspace
 from levibot.state.records import write_marathon
 
@@ -42,7 +43,7 @@ class ReplayConfig:
     clients: int = 40
     drift_every_bars: int = 1
     tune_every_bars: int = 4
-    canary_fraction: float | None = None  # None: the canary policy's own fraction
+    canary_fraction: float = MARATHON_FRACTION
     workers: int = 1
     seed: int = 0
 
@@ -131,6 +132,7 @@ def run_replay(
             "out of training: the replay would score models on data they were fitted on"
         )
     wall_start = time.monotonic()
+    workspace = Path(workspace).resolve()
     replay, prepared = prepare_workspace(settings, workspace, config.hours)
     ws, paths = Workspace(Path(workspace)), Paths.of(replay)
     frames, bars = prepared["frames"], prepared["bars"]
@@ -139,9 +141,7 @@ def run_replay(
         ws.drift_reference, prod_reference(replay)
     )  # fitted once: every 15-min check then only reads the current window
     fraction = config.canary_fraction
-    if fraction is None:
-        fraction = load_canary_policy(paths.canary_policy).fraction
-    update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
+    canary = update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
     registry = load_registry(paths.registry)
     write_marathon(paths, {
         "started_at": (bars[0] + store.bar_length + SETTLE).isoformat(), "mode": "replay",
@@ -214,6 +214,7 @@ def run_replay(
         },
         "served_by_variant": pd.Series([r["variant"] for r in requests]).value_counts().to_dict(),
         "timeline": timeline,
+        "thresholds": canary.thresholds.model_dump(),
         "wall_seconds": time.monotonic() - wall_start,
     }
     write_json_atomic(ws.summary, summary)
@@ -227,4 +228,4 @@ def load_replay(workspace: Path) -> tuple[Settings, dict[str, Any]]:
         raise FileNotFoundError(
             f"no finished replay in {ws.root}: run `levibot marathon replay` (or `make run`)"
         )
-    return load_settings(ws.settings_file, required=True), read_json(ws.summary)
+    return load_recorded_settings(ws.settings_file), read_json(ws.summary)

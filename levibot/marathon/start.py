@@ -24,9 +24,11 @@ from levibot.registry import (
     update_canary_policy,
     verify_artifacts,
 )
+from levibot.registry.canary import MARATHON_FRACTION
 from levibot.settings import Settings, save_settings, settings_payload
 from levibot.state.paths import Paths
 from levibot.state.records import write_marathon
+from levibot.timeframe import utc_now
 
 
 class PreflightError(RuntimeError):
@@ -90,7 +92,12 @@ def preflight(settings: Settings, *, now: pd.Timestamp | None = None) -> list[st
 
 
 def start_marathon(
-    settings: Settings, *, port: int = 8000, workers: int = 2, now: pd.Timestamp | None = None
+    settings: Settings,
+    *,
+    port: int = 8000,
+    workers: int = 2,
+    now: pd.Timestamp | None = None,
+    fraction: float = MARATHON_FRACTION,
 ) -> int:
     """Run the go-live checklist and leave the API running; returns the exit code.
 
@@ -103,7 +110,7 @@ def start_marathon(
     tuning = run_tuning(settings)
     _say(True, f"ensemble weights {tuning.weights} ({tuning.reason})")
     paths = Paths.of(settings)
-    canary = update_canary_policy(paths.canary_policy, enabled=True)
+    canary = update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
     _say(True, f"canary enabled at {canary.fraction:.0%}")
     env_file = save_settings(paths.server_settings, settings)
     prom_dir = paths.prometheus_dir
@@ -137,7 +144,7 @@ def start_marathon(
         raise
     registry = load_registry(paths.registry)
     snapshot = {
-        "started_at": pd.Timestamp.now("UTC").isoformat(), "mode": "live",
+        "started_at": utc_now().isoformat(), "mode": "live",
         "prod": registry.prod.id, "candidate": registry.candidate.id,
         "ece": {k: m.calibration.ece_calibrated for k, m in registry.candidate.models.items()},
         "policy": registry.candidate.policy.model_dump(), "canary_fraction": canary.fraction,

@@ -115,12 +115,21 @@ def fit_isotonic(y: np.ndarray, p: np.ndarray) -> Calibrator:
 
 
 FITTERS = {"isotonic": fit_isotonic, "platt": fit_platt}
+RANK_PRESERVING = ("platt",)  # strictly increasing maps: a ranking policy keeps its resolution
 
 
 def choose_calibrator(
-    y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS
+    y: np.ndarray,
+    p: np.ndarray,
+    n_bins: int = N_BINS,
+    *,
+    methods: tuple[str, ...] = tuple(FITTERS),
 ) -> tuple[Calibrator, pd.DataFrame]:
-    """Fit isotonic and Platt on the calibration window; keep the lower-ECE one.
+    """Fit the `methods` (isotonic and Platt) on the calibration window; keep the lower-ECE.
+
+    The policy's model passes `RANK_PRESERVING`: its thresholds are quantiles of the
+    calibrated score, and isotonic regression merges runs of scores into ties (a handful
+    of distinct values), which leaves the threshold grid nothing to choose between.
 
     ECE is measured out-of-fold (two time-ordered halves, each scored by the map fitted
     on the other), because isotonic regression scores a near-zero ECE on the very data
@@ -135,7 +144,8 @@ def choose_calibrator(
     half = len(y) // 2
     folds = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
     rows = []
-    for method, fit in FITTERS.items():
+    for method in methods:
+        fit = FITTERS[method]
         scored_p = np.empty_like(p)
         for fit_part, score_part in folds:
             scored_p[score_part] = fit(y[fit_part], p[fit_part]).transform(p[score_part])

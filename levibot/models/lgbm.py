@@ -1,4 +1,4 @@
-"""LightGBM direction classifier: pooled over symbols, early-stopped on calibration.
+"""LightGBM direction classifier: pooled over symbols, early-stopped on a validation tail.
 
 Saved in LightGBM's own text format plus a JSON sidecar (features in order, params,
 data window, best iteration, sha256), never pickled.
@@ -19,7 +19,7 @@ from levibot.models.artifacts import read_sidecar, write_sidecar
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "metric": ["binary_logloss", "auc"],
+    "metric": ["auc", "binary_logloss"],  # stop on AUC: rank quality, blind to base rates
     "learning_rate": 0.03,
     "num_leaves": 15,
     "min_data_in_leaf": 200,
@@ -75,9 +75,30 @@ class LgbmModel:
         return cls(booster=booster, features=list(meta["features"]), params=meta.get("params", {}))
 
 
+MIN_ROUNDS = 20  # a booster of a tree or two scores bars with a handful of distinct values
+
+
+def _early_stopping_after(min_rounds: int, patience: int):
+    """Stop `patience` rounds after the best validation AUC, but never before `min_rounds`:
+    on small noisy windows the first tree is often the best by luck, and a one-tree model
+    has too few distinct scores for a policy that ranks bars."""
+    state = {"best": -np.inf, "at": 0}
+
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        score = next(r[2] for r in env.evaluation_result_list if r[0] == "valid" and r[1] == "auc")
+        round_ = env.iteration + 1
+        if round_ >= min_rounds and score > state["best"]:
+            state.update(best=score, at=round_)
+        if round_ >= min_rounds and round_ - state["at"] >= patience:
+            raise lgb.callback.EarlyStopException(state["at"] - 1, env.evaluation_result_list)
+
+    callback.order = 30  # type: ignore[attr-defined]  # after record_evaluation (20)
+    return callback
+
+
 def train_lgbm(
     train: pd.DataFrame,
-    calibration: pd.DataFrame,
+    valid: pd.DataFrame,
     *,
     features: list[str],
     label: str,
@@ -86,22 +107,23 @@ def train_lgbm(
     early_stopping_rounds: int = 50,
     params: dict[str, Any] | None = None,
 ) -> LgbmModel:
-    """Fit on `train`, early-stop on `calibration` (both time-ordered, purged apart)."""
-    if train.empty or calibration.empty:
-        raise ValueError("train and calibration windows must both have rows")
+    """Fit on `train`, early-stop on `valid` (both time-ordered, purged apart; `valid` is
+    the tail of the training window, never the calibration window the policy is chosen on)."""
+    if train.empty or valid.empty:
+        raise ValueError("train and validation windows must both have rows")
     params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "deterministic": True}
     train_set = lgb.Dataset(train[features], label=train[label], free_raw_data=False)
-    calib_set = lgb.Dataset(calibration[features], label=calibration[label], reference=train_set)
+    valid_set = lgb.Dataset(valid[features], label=valid[label], reference=train_set)
     evals: dict[str, dict[str, list[float]]] = {}
     booster = lgb.train(
         params,
         train_set,
         num_boost_round=num_boost_round,
-        valid_sets=[train_set, calib_set],
-        valid_names=["train", "calibration"],
+        valid_sets=[train_set, valid_set],
+        valid_names=["train", "valid"],
         callbacks=[
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False),
             lgb.record_evaluation(evals),
+            _early_stopping_after(min(MIN_ROUNDS, num_boost_round), early_stopping_rounds),
         ],
     )
     return LgbmModel(booster=booster, features=list(features), params=params, evals=evals)

@@ -24,11 +24,14 @@ def signal_confidence(p_up: float) -> float:
     return abs(float(p_up) - 0.5)
 
 
+MARATHON_FRACTION = 0.10  # the go-live guide: the candidate gets 10% of the traffic
+
+
 class CanaryPolicy(_Strict):
     """How much paper flow the candidate gets; confidence is `signal_confidence(p_up)`."""
 
     enabled: bool = False
-    fraction: Probability = 0.10
+    fraction: Probability = MARATHON_FRACTION
     min_confidence: float = Field(default=0.0, ge=0.0, le=0.5)
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -52,8 +55,13 @@ class CanaryPolicy(_Strict):
             limits["max_staleness_sec"] = guards["max_staleness_sec"]
         if "min_sharpe" in guards:
             limits["canary_min_sharpe"] = guards["min_sharpe"]
-        if "max_ece" in guards:
-            limits["ece"] = {**(limits.get("ece") or {}), "tighten": guards["max_ece"]}
+        if "max_ece" in guards:  # the old single limit: the new ones may not exceed it
+            cap = guards["max_ece"]
+            ece = {"target": 0.05, "acceptable": 0.06, **(limits.get("ece") or {})}
+            limits["ece"] = {
+                "target": min(ece["target"], cap), "acceptable": min(ece["acceptable"], cap),
+                "tighten": cap,
+            }  # fmt: skip
         data["thresholds"] = limits
         return data
 

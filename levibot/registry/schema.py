@@ -130,6 +130,9 @@ class ModelEntry(_Strict):
     timeframe: str
     symbols: list[str] = Field(min_length=1)
     policy: PolicyInfo
+    trades_per_48h: float | None = Field(
+        default=None, ge=0, description="expected closed trades in a 48 h marathon (test window)"
+    )
     data_window: DataWindow
     trained_at: UtcDatetime
     code_version: str

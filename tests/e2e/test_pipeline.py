@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from levibot.features import FEATURES
-from levibot.registry import load_registry, verify_artifacts
+from levibot.registry import load_registry, update_canary_policy, verify_artifacts
+from tests.conftest import TINY_GATE
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
@@ -51,6 +52,8 @@ def project(tmp_path_factory) -> Path:
     for name in ("pipeline.yaml", "env.yaml", "env.test.yaml"):
         shutil.copy(ROOT / name, target / name)
     shutil.copytree(ROOT / "notebooks", target / "notebooks")
+    # two symbols over 12 days sit near the 20-trade gate; this deployment asks for 5
+    update_canary_policy(target / "registry" / "canary_policy.json", thresholds=TINY_GATE)
     return target
 
 
@@ -112,7 +115,7 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
 
 def test_a_rebuild_with_a_prod_registers_only_a_new_candidate(project):
     before = load_registry(project / "registry" / "model_registry.json")
-    result = build(project, "--env--days", "11")
+    result = build(project, "--env--seed", "4")  # other bars and seeds: another release
     assert result.returncode == 0, result.stdout + result.stderr
     after = load_registry(project / "registry" / "model_registry.json")
     assert after.prod == before.prod
@@ -125,8 +128,8 @@ def test_a_parameter_reruns_only_its_tasks_and_the_run_is_judged_by_its_settings
     (in the pipeline and from the CLI, whose env file still says 3) judges with 4."""
     from levibot.cli import main
 
-    # the same ingest parameters as the previous build (days 11), another horizon
-    result = build(project, "--env--days", "11", "--env--horizon", "4")
+    # the same ingest parameters as the previous build (seed 4), another horizon
+    result = build(project, "--env--seed", "4", "--env--horizon", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not ran(result.stdout, "ingest")
     assert all(ran(result.stdout, task) for task in TASKS[1:])

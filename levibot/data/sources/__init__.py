@@ -51,6 +51,9 @@ def make_source(settings: Settings, now: pd.Timestamp | None = None) -> MarketSo
             symbols=settings.symbols,
             drift_scenario=settings.drift_scenario,
             drift_start=drift_start,
+            edge=settings.sim_edge,
+            edge_after=settings.sim_edge_after,
+            edge_change=settings.sim_edge_change,
         )
     if settings.source == "csv":
         from levibot.data.sources.csv import CsvSource

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from levibot.data.schema import INDEX_NAME, OHLCV_COLUMNS, conform_bars, empty_bars
-from levibot.timeframe import timeframe_delta, to_utc
+from levibot.timeframe import timeframe_delta, to_utc, utc_now
 
 QUOTE_ASSETS = ("USDT", "USDC", "BUSD", "EUR", "USD", "BTC", "ETH")  # longest match first
 INSTALL_HINT = "pip install 'levibot[live]'"
@@ -84,7 +84,7 @@ class ExchangeSource:
         self.timeframe = timeframe
         self.step = timeframe_delta(timeframe)
         self.page_limit = page_limit
-        self._now = now or (lambda: pd.Timestamp.now("UTC"))
+        self._now = now or utc_now
         self.last_report: dict[str, Any] = {}
 
     @classmethod

@@ -10,7 +10,17 @@ something real to find and the marathon something real to catch. Stylised facts:
   they mean-revert -- the weak predictable component, which changes with the regime;
 * order-book imbalance and news sentiment lead the next bars' returns a little;
 * alts follow BTC partly with a one-bar lag (BTC leads);
+* funding follows the recent premium (past returns plus noise) and open interest
+  follows past returns, so neither reveals the hidden regime;
 * intraday volume (and volatility) seasonality peaking in US hours.
+
+The predictable part is sized to what real 15m crypto bars show: every feature's
+information coefficient (rank correlation with the next bar's return) is at most a few
+hundredths, the strongest around 0.02-0.03 (`tests/data/sources` measures it on a long
+sample). `edge` scales every predictive coefficient (momentum / reversion, order flow,
+news, the BTC lead; not the regime's drift, a property of the market; 0 = nothing to
+find); `edge_after` from `edge_change` on changes it, so a release trained before the
+change loses (or gains) its edge at a known time: scenarios with a known right answer.
 
 Every random draw comes from a generator keyed by (seed, stream, day), and every
 recursion is a causal filter started at a fixed epoch, so a bar depends only on the
@@ -58,9 +68,12 @@ ASSETS: dict[str, AssetSpec] = {
 }
 BASE_VOL_15M = 0.0022  # per-bar sigma of BTC at 15m in a calm regime (~2% a day)
 REGIME_VOL = np.array([1.0, 0.8, 2.4])  # trend, range, high-vol
-REGIME_MOMENTUM = np.array([0.35, -0.35, 0.0])  # coefficient on the last 3 shocks' mean
+REGIME_MOMENTUM = np.array([0.10, -0.10, 0.0])  # coefficient on the last 3 shocks' mean
 REGIME_WEIGHTS = np.array([0.35, 0.45, 0.20])
-BTC_LAG_SHARE = 0.15  # share of an alt's BTC exposure that arrives one bar late
+BTC_LAG_SHARE = 0.03  # share of an alt's BTC exposure that arrives one bar late
+TREND_DRIFT = 0.02  # per-bar drift in a trend regime, in units of sigma
+ORDER_FLOW_LEAD = 0.04  # next-bar return per unit of order-book imbalance, in sigma
+NEWS_LEAD = 0.10  # next-bar return per unit of confidence-weighted news impact, in sigma
 
 
 def _draws(seed: int, stream: int, first_day: int, n_days: int, shape: tuple[int, int]):
@@ -112,6 +125,9 @@ class SyntheticMarket:
         drift_scenario: str = "none",
         drift_start: pd.Timestamp | str | None = None,
         epoch: pd.Timestamp | str = SIM_EPOCH,
+        edge: float = 1.0,
+        edge_after: float | None = None,
+        edge_change: pd.Timestamp | str | None = None,
     ) -> None:
         if drift_scenario not in DRIFT_SCENARIOS:
             raise ValueError(f"drift_scenario {drift_scenario!r} unknown; use {DRIFT_SCENARIOS}")
@@ -122,6 +138,14 @@ class SyntheticMarket:
             raise UnknownSymbolError(
                 f"synthetic market has no {unknown}; available: {sorted(ASSETS)}"
             )
+        if not (np.isfinite(edge) and edge >= 0):
+            raise ValueError(f"edge must be a non-negative number, got {edge}")
+        if (edge_after is None) != (edge_change is None):
+            raise ValueError("edge_after and edge_change go together (the new edge and its time)")
+        if edge_after is not None and not (np.isfinite(edge_after) and edge_after >= 0):
+            raise ValueError(f"edge_after must be a non-negative number, got {edge_after}")
+        self.edge, self.edge_after = float(edge), edge_after
+        self.edge_change = to_utc(edge_change) if edge_change is not None else None
         self.seed = int(seed)
         self.timeframe = timeframe
         self.bar_seconds = timeframe_seconds(timeframe)
@@ -197,6 +221,9 @@ class SyntheticMarket:
         season = 1.0 + 0.35 * np.sin(2 * np.pi * (hour - 8.0) / 24.0)
         flip = np.ones(n)
         vol_shock = np.ones(n)
+        edge = np.full(n, self.edge)
+        if self.edge_change is not None:
+            edge[int(index.searchsorted(self.edge_change)) :] = self.edge_after
         if self.drift_scenario == "trend_flip":
             flip[drift_at:] = -1.0
         if self.drift_scenario == "vol_shock":
@@ -208,6 +235,7 @@ class SyntheticMarket:
             "log_vol": log_vol,
             "season": season,
             "vol_shock": vol_shock,
+            "edge": edge,
         }
 
     def _asset(
@@ -245,16 +273,16 @@ class SyntheticMarket:
         faded = confidence < 1e-3  # the feed reports no news once an item has faded
         impact, confidence = np.where(faded, 0.0, impact), np.where(faded, 0.0, confidence)
 
+        edge = market["edge"]
         past_shocks = (_lagged(eps, 1) + _lagged(eps, 2) + _lagged(eps, 3)) / 3.0
-        momentum = REGIME_MOMENTUM[regime] * flip * past_shocks
-        drift = np.where(regime == TREND, 0.04 * sigma * market["trend_dir"], 0.0)
-        order_flow = 0.12 * sigma * flip * _lagged(ob_imbalance)
-        news = 0.25 * sigma * flip * _lagged(impact * confidence)
+        momentum = edge * REGIME_MOMENTUM[regime] * flip * past_shocks
+        drift = np.where(regime == TREND, TREND_DRIFT * sigma * market["trend_dir"], 0.0)
+        order_flow = edge * ORDER_FLOW_LEAD * sigma * flip * _lagged(ob_imbalance)
+        news = edge * NEWS_LEAD * sigma * flip * _lagged(impact * confidence)
         returns = momentum + drift + order_flow + news + eps
         if btc_returns is not None:
-            returns = returns + spec.beta * (
-                (1 - BTC_LAG_SHARE) * btc_returns + BTC_LAG_SHARE * _lagged(btc_returns)
-            )
+            lag = np.minimum(1.0, edge * BTC_LAG_SHARE)
+            returns = returns + spec.beta * ((1 - lag) * btc_returns + lag * _lagged(btc_returns))
 
         close = spec.price0 * np.exp(np.cumsum(returns))
         open_ = np.concatenate([[spec.price0], close[:-1]])
@@ -270,8 +298,9 @@ class SyntheticMarket:
             * np.exp(0.3 * normal[5] - 0.045)
             * np.where(market["vol_shock"] > 1, 2.0, 1.0)
         )
-        trending = (regime == TREND) * market["trend_dir"]
-        funding = 1e-4 + _ar1((3e-4 * trending + 2e-5 * normal[6]) * 0.02, 0.98)
+        # funding tracks the perpetual's premium: recent (past) returns plus noise
+        premium = _ar1(returns * 0.1, 0.9) / (BASE_VOL_15M * scale * spec.vol_scale)
+        funding = 1e-4 + _ar1((1e-5 * premium + 2e-5 * normal[6]) * 0.1, 0.9)
         open_interest = spec.open_interest0 * np.exp(
             np.cumsum(0.002 * normal[7] * scale + 0.3 * returns)
         )
