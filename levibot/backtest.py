@@ -241,6 +241,34 @@ def align_sum(indexes: list[pd.Index], arrays: list[np.ndarray]) -> tuple[pd.Ind
     return union, total
 
 
+def grid_portfolio(
+    p_up: Mapping[str, pd.Series],
+    returns: Mapping[str, pd.Series],
+    entries: np.ndarray,
+    exits: np.ndarray,
+    rate: float,
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """k threshold pairs at once: (union index, mean net (n, k), mean exposure (n, k),
+    positions opened per bar summed over the symbols (n, k)), equal weight like
+    `combine_books`, so a column equals that pair's `combine_books` book."""
+    indexes, nets, positions, opened = [], [], [], []
+    for symbol, p in p_up.items():
+        values = returns[symbol].to_numpy(dtype="float64")
+        if (values < -1).any():
+            raise ValueError(f"{symbol}: simple returns below -1 are impossible")
+        pos = hysteresis(p.to_numpy(dtype="float64"), entries, exits)
+        previous = np.vstack([np.zeros((1, pos.shape[1])), pos[:-1]])
+        indexes.append(returns[symbol].index)
+        nets.append(simulate(pos, values, rate))
+        positions.append(pos)
+        opened.append(((pos > 0) & (previous <= 0)).astype("float64"))
+    union, net = align_sum(indexes, nets)
+    _, exposure = align_sum(indexes, positions)
+    _, entered = align_sum(indexes, opened)
+    count = len(nets)
+    return pd.DatetimeIndex(union), net / count, exposure / count, entered
+
+
 def combine_books(results: Mapping[str, BacktestResult]) -> BacktestResult:
     """Equal-weight portfolio of per-symbol books, aligned by timestamp (outer join).
 

@@ -17,17 +17,14 @@ import pandas as pd
 
 from levibot.backtest import (
     BacktestResult,
-    align_sum,
     book_stats,
     check_index,
     check_thresholds,
     combine_books,
     cost_rate,
-    entry_counts,
-    hysteresis,
+    grid_portfolio,
     positions_from_signals,
     run_backtest,
-    simulate,
 )
 
 DEFAULT_ENTRY_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(21))  # 0.50 .. 0.70
@@ -199,18 +196,6 @@ def _sweep_block(
     timeframe: str,
 ) -> dict[str, np.ndarray]:
     """Combined-book metrics for a block of threshold pairs (one column per pair)."""
-    indexes, nets, positions, trade_count = [], [], [], np.zeros(len(entries), dtype="int64")
-    for symbol, p in p_map.items():
-        returns = r_map[symbol]
-        values = returns.to_numpy(dtype="float64")
-        if (values < -1).any():
-            raise ValueError(f"{symbol}: simple returns below -1 are impossible")
-        pos = hysteresis(p.to_numpy(dtype="float64"), entries, exits)
-        indexes.append(returns.index)
-        nets.append(simulate(pos, values, rate))
-        positions.append(pos)
-        trade_count += entry_counts(pos)
-    _, net_sum = align_sum(indexes, nets)
-    _, pos_sum = align_sum(indexes, positions)
-    stats = book_stats(net_sum / len(nets), pos_sum / len(nets), timeframe)
-    return {**stats, "trade_count": trade_count}
+    _, net, exposure, opened = grid_portfolio(p_map, r_map, entries, exits, rate)
+    stats = book_stats(net, exposure, timeframe)
+    return {**stats, "trade_count": opened.sum(axis=0).astype("int64")}

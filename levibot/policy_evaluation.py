@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from levibot.backtest import combine_books, run_backtest
+from levibot.bootstrap import block_bootstrap_interval
 from levibot.policy import Policy, backtest_policy
 from levibot.selection import Selection, SelectionError, _rank_corr, score_grid_on
-from levibot.timeframe import timeframe_delta
+from levibot.timeframe import periods_per_year, timeframe_delta
 
 
 @dataclass
@@ -93,13 +94,29 @@ def evaluate_on_test(
             "not registered"
         )
     metrics = {k: float(v) for k, v in result.metrics.items() if np.isfinite(v)}
+    ppy = periods_per_year(timeframe)
+    _, low, high = block_bootstrap_interval(
+        (result.returns.to_numpy(),), lambda r: annualised_sharpe(r, ppy)
+    )
+    metrics.update(sharpe_ci_low=low, sharpe_ci_high=high)
+    metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
     return TestReport(metrics, baselines, trades_per_48h, grid)
+
+
+def annualised_sharpe(net: np.ndarray, periods: float) -> float:
+    """mean / std (ddof=1) x sqrt(periods), 0 for a constant series (the backtest's rule)."""
+    std = float(np.std(net, ddof=1)) if len(net) > 1 else 0.0
+    return float(np.mean(net) / std * np.sqrt(periods)) if std > 0 else 0.0
 
 
 def describe_test(report: TestReport, selection: Selection) -> dict[str, Any]:
     """A few report lines: the policy next to its baselines, and the generalisation."""
     out: dict[str, Any] = {
         "test sharpe": round(report.metrics["sharpe"], 3),
+        "test sharpe 95% CI": "[{:.2f}, {:.2f}]".format(
+            report.metrics.get("sharpe_ci_low", float("nan")),
+            report.metrics.get("sharpe_ci_high", float("nan")),
+        ),
         "test max drawdown": round(report.metrics["max_drawdown"], 4),
         "test trades per 48h": round(report.trades_per_48h, 1),
         "test exposure": round(report.metrics["exposure"], 3),

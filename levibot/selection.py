@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr
 
-from levibot.backtest import align_sum, book_stats, cost_rate, hysteresis, simulate
+from levibot.backtest import book_stats, cost_rate, grid_portfolio
 from levibot.models.calibration import RANK_PRESERVING, choose_calibrator
 from levibot.policy import Policy
 from levibot.timeframe import timeframe_delta
@@ -91,20 +91,8 @@ def grid_books(
     exits: np.ndarray,
     rate: float,
 ) -> GridBooks:
-    """Run every (entry, exit) pair through the backtest's own state machine and costs."""
-    indexes, nets, positions, opened = [], [], [], []
-    for symbol, p in p_up.items():
-        pos = hysteresis(p.to_numpy(dtype="float64"), entries, exits)
-        previous = np.vstack([np.zeros((1, pos.shape[1])), pos[:-1]])
-        indexes.append(returns[symbol].index)
-        nets.append(simulate(pos, returns[symbol].to_numpy(dtype="float64"), rate))
-        positions.append(pos)
-        opened.append(((pos > 0) & (previous <= 0)).astype("float64"))
-    union, net = align_sum(indexes, nets)
-    _, exposure = align_sum(indexes, positions)
-    _, entered = align_sum(indexes, opened)
-    count = len(nets)
-    return GridBooks(pd.DatetimeIndex(union), net / count, exposure / count, entered)
+    """Every (entry, exit) pair through the backtest's own state machine and costs."""
+    return GridBooks(*grid_portfolio(p_up, returns, entries, exits, rate))
 
 
 def time_blocks(index: pd.Index, n_blocks: int) -> np.ndarray:
