@@ -2,9 +2,9 @@
 
 For each model of a release: fit isotonic and Platt on the calibration window, keep
 the one with the lower (out-of-fold) ECE, and report ECE raw vs calibrated on the
-test window. The policy thresholds are chosen walk-forward on the LightGBM model's
-out-of-fold calibrated probabilities of the calibration window, among configurations
-that trade often enough for a marathon to judge them (`levibot.selection`); the test
+test window. The policy thresholds are quantile levels of the LightGBM model's calibrated
+score, chosen on the calibration window among configurations that trade often enough
+for a marathon to judge them, with a walk-forward check (`levibot.selection`); the test
 window is used once, afterwards, for the report and the registration gate
 (`levibot.policy_evaluation`). A release that fails the gate is not registered.
 """
@@ -12,6 +12,7 @@ window is used once, afterwards, for the report and the registration gate
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import subprocess
 from collections.abc import Mapping
@@ -76,8 +77,12 @@ def calibrate_run(run: Mapping[str, Any]) -> CalibratedModel:
     calibrator, choice = choose_calibrator(calib[LABEL_DIRECTION], calib["p_raw"], methods=methods)
     predictions["p_cal"] = calibrator.transform(predictions["p_raw"])
     test_cal = calibrator.transform(test["p_raw"])
+    # named by its content: re-calibrating the same training run never rewrites a file a
+    # registered release's sha256 points at
+    payload = calibrator.to_dict()
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     calibrator_path = write_json_atomic(
-        Path(run["artifact"]).with_name("calibrator.json"), calibrator.to_dict()
+        Path(run["artifact"]).with_name(f"calibrator-{digest}.json"), payload
     )
     info = {
         "method": calibrator.method,
@@ -267,7 +272,7 @@ class ReleaseResult:
             "exit": round(self.policy.exit_threshold, 4),
             "entry / exit quantile": f"{chosen['entry_q']:.2f} / {chosen['exit_q']:.2f}",
             "configurations (eligible)": f"{len(self.sweep)} ({int(self.sweep['eligible'].sum())})",
-            "selection sharpe (out of fold)": round(float(chosen["sharpe"]), 3),
+            "selection sharpe (calibration window)": round(float(chosen["sharpe"]), 3),
             "selection trades per 48h": round(float(chosen["trades_per_48h"]), 1),
             "cost break-even P(up)": round(self.selection.cost_break_even, 3),
         }

@@ -19,10 +19,11 @@ Sharpe 9 in-sample and lost on every test window. Here:
    the edge of the eligible set, so without a margin the test window falls short about
    half the time); the best eligible one by Sharpe - 3 MaxDD is chosen. No eligible one:
    `SelectionError`, and nothing is registered.
-4. Generalisation is measured, not assumed: walk-forward (choose on blocks 1..k-1, score
-   on block k), the rank correlation of in-sample with out-of-sample scores over the
-   grid, the probability of backtest overfitting (CSCV, Bailey et al. 2017) and the
-   deflated Sharpe ratio of the choice for the number of configurations tried.
+4. Generalisation is measured, not assumed: walk-forward (thresholds from the quantiles
+   of blocks 1..k-1 only, chosen there, scored on block k), the rank correlation of
+   in-sample with out-of-sample scores over the grid, the probability of backtest
+   overfitting (CSCV, Bailey et al. 2017) and the deflated Sharpe ratio of the choice
+   for the number of configurations tried.
 
 The cost break-even, P(up) above which the expected move over the horizon pays the round
 trip, is reported: at crypto-sized costs and realistic information coefficients it is
@@ -111,7 +112,8 @@ def out_of_fold_probabilities(
     """Calibrated P(up) of blocks 2.. from maps fitted on the earlier blocks only.
 
     A row within `purge` before a block's start has a label that looks into the block,
-    so it never helps calibrate that block. Block 1's rows are NaN (they only fit).
+    so it never helps calibrate that block. Block 1's rows are NaN (they only fit), and so
+    are a block's rows when the blocks before it cannot be calibrated.
     """
     blocks = time_blocks(frame.index, n_blocks)
     times = pd.DatetimeIndex(frame.index)
@@ -125,8 +127,8 @@ def out_of_fold_probabilities(
                 frame.loc[fit, label].to_numpy(), frame.loc[fit, "p_raw"].to_numpy(),
                 methods=RANK_PRESERVING,
             )  # fmt: skip
-        except ValueError as exc:
-            raise SelectionError(f"cannot calibrate block {block + 1} out of fold: {exc}") from exc
+        except ValueError:  # too few labelled rows before this block: it stays NaN
+            continue
         rows = blocks == block
         out[rows] = calibrator.transform(frame.loc[rows, "p_raw"].to_numpy())
     return out, blocks
@@ -146,9 +148,9 @@ def quantile_grid(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         )
     pairs = {}
     for qe, qx in itertools.product(ENTRY_QUANTILES, EXIT_QUANTILES):
-        entry, exit = float(np.quantile(p, qe)), float(np.quantile(p, qx))
-        if exit < entry and exit >= 0.0 and entry <= 1.0:
-            pairs.setdefault((round(entry, 6), round(exit, 6)), (qe, qx))
+        entry, exit = round(float(np.quantile(p, qe)), 6), round(float(np.quantile(p, qx)), 6)
+        if 0.0 <= exit < entry <= 1.0:  # after rounding: a (0.5, 0.5) pair is no policy
+            pairs.setdefault((entry, exit), (qe, qx))
     if not pairs:
         raise SelectionError("the scores have too few distinct values for a threshold grid")
     table = pd.DataFrame(
@@ -299,8 +301,6 @@ def select_policy(
         raise SelectionError(f"{release}: {exc}") from exc
     p_map, r_map = _by_symbol(selection, "p_cal", bar_return)
     books = grid_books(p_map, r_map, entries, exits, rate)
-    bar_block = pd.Series(selection["block"].to_numpy(), index=selection.index)
-    bar_block = bar_block.groupby(level=0).first().reindex(books.index).to_numpy()
     everything = np.ones(len(books.index), dtype=bool)
     metrics = books.metrics(everything, timeframe, marathon_hours)
     needed = TRADE_RATE_MARGIN * min_trades
@@ -311,28 +311,23 @@ def select_policy(
     best = _best(metrics, eligible)
     if best is None:
         most = float(metrics["trades_per_48h"].max())
+        bars = pd.Timedelta(hours=marathon_hours) / timeframe_delta(timeframe)
+        symbols = selection["symbol"].nunique()
+        ceiling = symbols * bars / 2  # a round trip takes at least two bars
+        why = (
+            f"impossible: {symbols} symbol(s) x {bars:g} bars fit at most {ceiling:g}"
+            if ceiling < needed
+            else f"the most active makes {most:.1f}"
+        )
         raise SelectionError(
             f"{release}: no threshold pair reaches {needed:g} trades per "
-            f"{marathon_hours:g} h on the selection window (the most active makes "
-            f"{most:.1f}); a marathon could not judge it, so nothing is registered"
+            f"{marathon_hours:g} h on the selection window ({why}); a marathon could not "
+            "judge it, so nothing is registered"
         )
-    steps = []
-    for block in range(1, int(np.nanmax(bar_block)) + 1):
-        before, now = bar_block < block, bar_block == block
-        ins = books.metrics(before, timeframe, marathon_hours)
-        outs = books.metrics(now, timeframe, marathon_hours)
-        ok = (ins["trades_per_48h"] >= needed).to_numpy()
-        pick = _best(ins, ok)
-
-        def at(frame: pd.DataFrame, column: str, pick: int | None = pick) -> float:
-            return float(frame[column].iloc[pick]) if pick is not None else np.nan
-
-        steps.append({
-            "block": block + 1, "chosen": pick, "in_sample_score": at(ins, "score"),
-            "out_of_sample_score": at(outs, "score"), "out_of_sample_sharpe": at(outs, "sharpe"),
-            "rank_corr": _rank_corr(ins["score"], outs["score"]),
-        })  # fmt: skip
-    walk = pd.DataFrame(steps)
+    walk = _walk_forward(
+        selection, table, rate=rate, bar_return=bar_return, needed=needed,
+        timeframe=timeframe, marathon_hours=marathon_hours,
+    )  # fmt: skip
     break_even = cost_break_even(selection, forward_return=forward_return, rate=rate)
     chosen = grid.iloc[best]
     policy = Policy(float(chosen["entry"]), float(chosen["exit"]), fee_bps, slippage_bps)
@@ -345,6 +340,48 @@ def select_policy(
         "deflated_sharpe": deflated_sharpe(books.net, best, eligible),
     }
     return Selection(policy, grid, chosen, walk, generalisation, break_even)
+
+
+def _walk_forward(
+    selection: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    rate: float,
+    bar_return: str,
+    needed: float,
+    timeframe: str,
+    marathon_hours: float,
+) -> pd.DataFrame:
+    """For each block k: the grid's quantile levels turned into thresholds on blocks < k
+    only, the best eligible one chosen there, then scored on block k (out of sample: a
+    quantile policy depends on ranks, which the increasing calibration map keeps)."""
+    steps = []
+    blocks = selection["block"].to_numpy()
+    for block in range(1, int(blocks.max()) + 1):
+        earlier = selection["p_cal"].to_numpy()[blocks < block]
+        entries = np.quantile(earlier, table["entry_q"].to_numpy())
+        exits = np.quantile(earlier, table["exit_q"].to_numpy())
+        usable = exits < entries
+        upto = selection[blocks <= block]
+        p_map, r_map = _by_symbol(upto, "p_cal", bar_return)
+        books = grid_books(p_map, r_map, entries[usable], exits[usable], rate)
+        bar_block = pd.Series(upto["block"].to_numpy(), index=upto.index)
+        bar_block = bar_block.groupby(level=0).first().reindex(books.index).to_numpy()
+        ins = books.metrics(bar_block < block, timeframe, marathon_hours)
+        outs = books.metrics(bar_block == block, timeframe, marathon_hours)
+        ok = ((ins["trades_per_48h"] >= needed) & (ins["trade_count"] > 0)).to_numpy()
+        pick = _best(ins, ok)
+
+        def at(frame: pd.DataFrame, column: str, pick: int | None = pick) -> float:
+            return float(frame[column].iloc[pick]) if pick is not None else np.nan
+
+        steps.append({
+            "block": block + 1, "in_sample_score": at(ins, "score"),
+            "out_of_sample_score": at(outs, "score"), "out_of_sample_sharpe": at(outs, "sharpe"),
+            "out_of_sample_trades_per_48h": at(outs, "trades_per_48h"),
+            "rank_corr": _rank_corr(ins["score"], outs["score"]),
+        })  # fmt: skip
+    return pd.DataFrame(steps)
 
 
 def score_grid_on(

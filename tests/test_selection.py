@@ -84,12 +84,40 @@ def test_a_policy_that_cannot_trade_often_enough_is_refused_naming_the_release()
         _select(slow)
 
 
-def test_selection_finds_a_known_edge_and_reports_its_generalisation():
-    selection = _select(_frame(3000, signal=0.3, persistence=0.5, seed=1))
+@pytest.mark.parametrize("seed", range(4))
+def test_selection_finds_a_known_edge_and_reports_its_generalisation(seed):
+    selection = _select(_frame(3000, signal=0.3, persistence=0.5, seed=seed))
     assert selection.chosen["eligible"] and selection.chosen["trades_per_48h"] >= 30
     g = selection.generalisation
-    assert g["walk_forward_rank_corr"] > 0.3  # the in-sample ranking carries over
-    assert g["pbo"] < 0.3 and g["deflated_sharpe"] > 0.9
+    assert g["walk_forward_rank_corr"] > 0.5  # the in-sample ranking carries over
+    assert g["deflated_sharpe"] > 0.9  # an edge that survives the number of trials
+    # (PBO is not asserted: many configurations share this edge, so which of them is best
+    # out of sample is close to a coin flip; PBO's own known cases are tested below)
+
+
+def test_without_an_edge_the_deflated_sharpe_says_so():
+    values = [
+        _select(_frame(3000, signal=0.0, persistence=0.5, seed=seed)).generalisation[
+            "deflated_sharpe"
+        ]
+        for seed in range(6)
+    ]
+    assert np.mean(values) < 0.5, values
+
+
+def test_rounded_thresholds_never_make_exit_equal_entry():
+    noise = np.random.default_rng(0).normal(size=5000)
+    entries, exits, _ = quantile_grid(0.5 + 3e-6 * noise)  # some quantiles round together
+    assert (exits < entries).all()
+    with pytest.raises(SelectionError, match="too few distinct values"):
+        quantile_grid(0.5 + 1e-8 * noise)  # all of them do
+
+
+def test_an_impossible_trade_rate_says_it_is_impossible():
+    one_symbol_hourly = _frame(2000, persistence=0.5)
+    one_symbol_hourly = one_symbol_hourly[one_symbol_hourly["symbol"] == "AAA"]
+    with pytest.raises(SelectionError, match=r"impossible: 1 symbol\(s\) x 48 bars"):
+        _select(one_symbol_hourly, timeframe="1h")
 
 
 def test_pbo_is_about_one_half_when_every_configuration_is_noise():
@@ -115,3 +143,17 @@ def test_deflated_sharpe_falls_with_the_number_of_configurations_tried():
     few = deflated_sharpe(net[:, :3], 0, np.ones(3, bool))
     many = deflated_sharpe(net, 0, np.ones(200, bool))
     assert 0 <= many < few <= 1
+
+
+def test_a_policy_that_would_not_trade_on_the_test_window_is_refused():
+    from levibot.policy_evaluation import evaluate_on_test
+
+    selection = _select(_frame(3000, signal=0.3, persistence=0.5, seed=0))
+    test = _frame(1000, signal=0.3, persistence=0.5, seed=9)
+    test["p_cal"] = test["p_cal"] - 0.5  # scores that never reach the entry threshold
+    args = {"bar_return": "bar_return", "timeframe": "15m", "marathon_hours": 48.0,
+            "release": "candidate"}  # fmt: skip
+    with pytest.raises(SelectionError, match=r"candidate: on the test window .* 0\.0 closed"):
+        evaluate_on_test(test, selection, min_trades=0, **args)
+    ok = evaluate_on_test(_frame(1000, persistence=0.5, seed=9), selection, min_trades=5, **args)
+    assert ok.trades_per_48h >= 5 and np.isfinite(ok.metrics["sharpe_ci_low"])

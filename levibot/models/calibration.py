@@ -136,7 +136,9 @@ def choose_calibrator(
     it was fitted on and would always win an in-sample comparison. The raw probabilities
     compete too: when neither map beats them out-of-fold, no calibrator is applied
     ('none'), since a map that does not help only adds noise. The winner is refitted on
-    the whole calibration window.
+    the whole calibration window. A Platt map with a slope <= 0 would turn the scores
+    around (on weak signals the calibration window's labels can point either way), so it
+    never competes: the model's own direction is kept.
     """
     y, p = _clean(y, p)
     if len(y) < 20 or len(np.unique(y)) < 2:
@@ -147,12 +149,23 @@ def choose_calibrator(
     for method in methods:
         fit = FITTERS[method]
         scored_p = np.empty_like(p)
+        increasing = True
         for fit_part, score_part in folds:
-            scored_p[score_part] = fit(y[fit_part], p[fit_part]).transform(p[score_part])
-        rows.append(
-            {"method": method, "ece_out_of_fold": expected_calibration_error(y, scored_p, n_bins)}
-        )
+            fold_map = fit(y[fit_part], p[fit_part])
+            increasing &= _keeps_direction(fold_map)
+            scored_p[score_part] = fold_map.transform(p[score_part])
+        ece = expected_calibration_error(y, scored_p, n_bins) if increasing else np.inf
+        rows.append({"method": method, "ece_out_of_fold": ece})
     rows.append({"method": "none", "ece_out_of_fold": expected_calibration_error(y, p, n_bins)})
     table = pd.DataFrame(rows).set_index("method")
     best = table["ece_out_of_fold"].idxmin()
-    return (FITTERS[best](y, p) if best in FITTERS else Calibrator("none")), table
+    if best in FITTERS:
+        fitted = FITTERS[best](y, p)
+        if _keeps_direction(fitted):
+            return fitted, table
+    return Calibrator("none"), table
+
+
+def _keeps_direction(calibrator: Calibrator) -> bool:
+    """False for a Platt map that is flat or decreasing (it would reverse the ranking)."""
+    return calibrator.method != "platt" or calibrator.params["slope"] > 0

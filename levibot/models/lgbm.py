@@ -82,15 +82,16 @@ def _early_stopping_after(min_rounds: int, patience: int):
     """Stop `patience` rounds after the best validation AUC, but never before `min_rounds`:
     on small noisy windows the first tree is often the best by luck, and a one-tree model
     has too few distinct scores for a policy that ranks bars."""
-    state = {"best": -np.inf, "at": 0}
+    state: dict[str, Any] = {"best": -np.inf, "at": 0, "results": []}
 
     def callback(env: lgb.callback.CallbackEnv) -> None:
         score = next(r[2] for r in env.evaluation_result_list if r[0] == "valid" and r[1] == "auc")
         round_ = env.iteration + 1
         if round_ >= min_rounds and score > state["best"]:
-            state.update(best=score, at=round_)
-        if round_ >= min_rounds and round_ - state["at"] >= patience:
-            raise lgb.callback.EarlyStopException(state["at"] - 1, env.evaluation_result_list)
+            state.update(best=score, at=round_, results=list(env.evaluation_result_list))
+        out_of_patience = round_ >= min_rounds and round_ - state["at"] >= patience
+        if out_of_patience or round_ == env.end_iteration:  # the last round stops too
+            raise lgb.callback.EarlyStopException(state["at"] - 1, state["results"])
 
     callback.order = 30  # type: ignore[attr-defined]  # after record_evaluation (20)
     return callback

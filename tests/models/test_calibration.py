@@ -103,3 +103,15 @@ def test_an_already_calibrated_model_keeps_its_raw_probabilities():
     assert table["ece_out_of_fold"].idxmin() == "none"
     assert calibrator.method == "none"
     np.testing.assert_array_equal(calibrator.transform(p), p)
+
+
+def test_a_platt_map_that_would_reverse_the_scores_is_never_chosen():
+    """On weak signals the calibration window's labels can point the wrong way; a
+    decreasing map would make the policy buy on low scores."""
+    from levibot.models.calibration import RANK_PRESERVING, choose_calibrator
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.3, 0.7, 4000)
+    y = (rng.uniform(size=4000) < 1 - p).astype(float)  # anti-informative on this window
+    calibrator, table = choose_calibrator(y, p, methods=RANK_PRESERVING)
+    assert calibrator.method == "none" and np.isinf(table.loc["platt", "ece_out_of_fold"])

@@ -145,3 +145,10 @@ def test_shuffled_labels_give_chance_auc_on_the_test_window(windows):
         aucs.append(roc_auc_score(test[LABEL_DIRECTION], noise.predict(test)))
     assert abs(np.mean(aucs) - 0.5) < 0.05 and max(aucs) < 0.6, aucs
     assert abs(np.mean(aucs) - 0.5) < 0.03, aucs
+
+
+def test_early_stopping_keeps_the_best_round_even_when_patience_never_runs_out(windows):
+    model = fit(windows, num_boost_round=40, early_stopping_rounds=1000)
+    auc = model.evals["valid"]["auc"]
+    best = int(np.argmax(auc[19:])) + 20  # rounds are 1-based; at least 20 are kept
+    assert model.booster.best_iteration == best
