@@ -301,6 +301,14 @@ def combine_books(results: Mapping[str, BacktestResult]) -> BacktestResult:
     )
 
 
+def annualised_sharpe(net: np.ndarray, periods: float) -> float:
+    """mean / std (ddof=1) x sqrt(periods) of one book's per-bar net returns; 0.0 for fewer
+    than 2 bars or a constant series (the convention `book_stats` uses)."""
+    net = np.asarray(net, dtype="float64")
+    std = float(net.std(ddof=1)) if net.size > 1 else 0.0
+    return float(net.mean() / std * math.sqrt(periods)) if std > 0 else 0.0
+
+
 def score_sharpe_minus_drawdown(metrics: Mapping[str, float], dd_weight: float = 3.0) -> float:
     """The sweep objective: Sharpe penalised by drawdown (0.10 drawdown costs 0.3 Sharpe)."""
     return float(metrics["sharpe"]) - dd_weight * float(metrics["max_drawdown"])

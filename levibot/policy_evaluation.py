@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from levibot.backtest import combine_books, run_backtest
+from levibot.backtest import annualised_sharpe, combine_books, run_backtest
 from levibot.bootstrap import block_bootstrap_interval
 from levibot.policy import Policy, backtest_policy
-from levibot.selection import Selection, SelectionError, _rank_corr, score_grid_on
+from levibot.selection import Selection, SelectionError, by_symbol, rank_corr, score_grid_on
 from levibot.timeframe import periods_per_year, timeframe_delta
 
 
@@ -67,8 +67,7 @@ def evaluate_on_test(
 ) -> TestReport:
     """Score the chosen policy on the test rows (`p_cal`); refuse one a marathon can't judge."""
     policy = selection.policy
-    p_up = {s: g["p_cal"] for s, g in test.groupby("symbol")}
-    returns = {s: g[bar_return].fillna(0.0) for s, g in test.groupby("symbol")}
+    p_up, returns = by_symbol(test, "p_cal", bar_return)
     result = backtest_policy(p_up, returns, policy, timeframe=timeframe)
     bars = len(result.returns)
     per_bar = result.metrics["trade_count"] / max(bars, 1)
@@ -83,7 +82,7 @@ def evaluate_on_test(
         test, selection.grid, column="p_cal", bar_return=bar_return, fee_bps=policy.fee_bps,
         slippage_bps=policy.slippage_bps, timeframe=timeframe, marathon_hours=marathon_hours,
     )  # fmt: skip
-    selection.generalisation["selection_test_rank_corr"] = _rank_corr(
+    selection.generalisation["selection_test_rank_corr"] = rank_corr(
         selection.grid["score"].reset_index(drop=True), grid["score"].reset_index(drop=True)
     )
     if result.metrics["trade_count"] == 0 or trades_per_48h < min_trades:
@@ -101,12 +100,6 @@ def evaluate_on_test(
     metrics.update(sharpe_ci_low=low, sharpe_ci_high=high)
     metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
     return TestReport(metrics, baselines, trades_per_48h, grid)
-
-
-def annualised_sharpe(net: np.ndarray, periods: float) -> float:
-    """mean / std (ddof=1) x sqrt(periods), 0 for a constant series (the backtest's rule)."""
-    std = float(np.std(net, ddof=1)) if len(net) > 1 else 0.0
-    return float(np.mean(net) / std * np.sqrt(periods)) if std > 0 else 0.0
 
 
 def describe_test(report: TestReport, selection: Selection) -> dict[str, Any]:

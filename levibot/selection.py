@@ -167,7 +167,7 @@ def _best(metrics: pd.DataFrame, eligible: np.ndarray) -> int | None:
     return int(np.argmax(scores.to_numpy()))
 
 
-def _rank_corr(a: pd.Series, b: pd.Series) -> float:
+def rank_corr(a: pd.Series, b: pd.Series) -> float:
     if len(a) < 3 or a.nunique() < 2 or b.nunique() < 2:
         return float("nan")
     return float(spearmanr(a, b).statistic)
@@ -267,7 +267,10 @@ class Selection:
         }
 
 
-def _by_symbol(frame: pd.DataFrame, column: str, returns_column: str):
+def by_symbol(
+    frame: pd.DataFrame, column: str, returns_column: str
+) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
+    """Pooled rows -> per-symbol scores and bar returns (a missing return earns 0)."""
     p = {s: g[column] for s, g in frame.groupby("symbol")}
     r = {s: g[returns_column].fillna(0.0) for s, g in frame.groupby("symbol")}
     return p, r
@@ -299,7 +302,7 @@ def select_policy(
         entries, exits, table = quantile_grid(selection["p_cal"].to_numpy())
     except SelectionError as exc:
         raise SelectionError(f"{release}: {exc}") from exc
-    p_map, r_map = _by_symbol(selection, "p_cal", bar_return)
+    p_map, r_map = by_symbol(selection, "p_cal", bar_return)
     books = grid_books(p_map, r_map, entries, exits, rate)
     everything = np.ones(len(books.index), dtype=bool)
     metrics = books.metrics(everything, timeframe, marathon_hours)
@@ -363,7 +366,7 @@ def _walk_forward(
         exits = np.quantile(earlier, table["exit_q"].to_numpy())
         usable = exits < entries
         upto = selection[blocks <= block]
-        p_map, r_map = _by_symbol(upto, "p_cal", bar_return)
+        p_map, r_map = by_symbol(upto, "p_cal", bar_return)
         books = grid_books(p_map, r_map, entries[usable], exits[usable], rate)
         bar_block = pd.Series(upto["block"].to_numpy(), index=upto.index)
         bar_block = bar_block.groupby(level=0).first().reindex(books.index).to_numpy()
@@ -379,7 +382,7 @@ def _walk_forward(
             "block": block + 1, "in_sample_score": at(ins, "score"),
             "out_of_sample_score": at(outs, "score"), "out_of_sample_sharpe": at(outs, "sharpe"),
             "out_of_sample_trades_per_48h": at(outs, "trades_per_48h"),
-            "rank_corr": _rank_corr(ins["score"], outs["score"]),
+            "rank_corr": rank_corr(ins["score"], outs["score"]),
         })  # fmt: skip
     return pd.DataFrame(steps)
 
@@ -396,7 +399,7 @@ def score_grid_on(
     marathon_hours: float,
 ) -> pd.DataFrame:
     """The same configurations' metrics on another window (the final report's test)."""
-    p_map, r_map = _by_symbol(frame, column, bar_return)
+    p_map, r_map = by_symbol(frame, column, bar_return)
     books = grid_books(
         p_map, r_map, grid["entry"].to_numpy(), grid["exit"].to_numpy(),
         cost_rate(fee_bps, slippage_bps),

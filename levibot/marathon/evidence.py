@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from levibot.backtest import combine_books, run_backtest
+from levibot.backtest import annualised_sharpe, combine_books, run_backtest
+from levibot.bootstrap import block_bootstrap_interval
 from levibot.registry import ModelEntry
 
 
@@ -51,24 +52,16 @@ def block_bootstrap_sharpe_diff(
     a: pd.Series, b: pd.Series, *, periods: float, block: int = 8, n: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
     """(point, low, high) of Sharpe(a) - Sharpe(b), paired moving-block bootstrap, 95%."""
-
-    def sharpe(x: np.ndarray) -> np.ndarray:
-        std = x.std(axis=-1, ddof=1)
-        return np.where(std > 0, x.mean(axis=-1) / np.where(std > 0, std, 1) * np.sqrt(periods), 0)
-
     frame = pd.concat([a, b], axis=1).fillna(0.0).to_numpy()
-    length = len(frame)
-    if length < 2:
+    if len(frame) < 2:
         return 0.0, float("nan"), float("nan")
-    point = float(sharpe(frame[:, 0]) - sharpe(frame[:, 1]))
-    if length < 2 * block:
-        return point, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, length - block + 1, size=(n, int(np.ceil(length / block))))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n, -1)[:, :length]
-    diffs = sharpe(frame[idx, 0]) - sharpe(frame[idx, 1])
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return point, float(low), float(high)
+
+    def difference(x: np.ndarray, y: np.ndarray) -> float:
+        return annualised_sharpe(x, periods) - annualised_sharpe(y, periods)
+
+    return block_bootstrap_interval(
+        (frame[:, 0], frame[:, 1]), difference, block=block, n=n, seed=seed
+    )
 
 
 def realised_outcomes(

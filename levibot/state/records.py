@@ -1,6 +1,7 @@
 """Small JSON records of a marathon: its start snapshot, its evaluation, the last check.
 
-Each has one reader and one writer here, atomic like every state file.
+One reader (and writer) each, atomic like every state file; the evaluation itself is
+written by `levibot.marathon.evaluate` to its pipeline product, and read here.
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ def write_marathon(paths: Paths, snapshot: dict[str, Any]) -> Path:
 
 def read_marathon(paths: Paths) -> dict[str, Any] | None:
     return _read(paths.marathon)
-
-
-def write_evaluation(paths: Paths, evaluation: dict[str, Any]) -> Path:
-    return write_json_atomic(paths.evaluation, evaluation)
 
 
 def read_evaluation(paths: Paths) -> dict[str, Any] | None:
