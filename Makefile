@@ -40,11 +40,14 @@ serve: $(STAMP) ## start the API on 127.0.0.1:8000 (needs a trained registry: ma
 	PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) $(BIN)/uvicorn serving.app:create_app --factory \
 		--host 127.0.0.1 --port 8000 --workers $(SERVE_WORKERS)
 
+SIM_RUNS ?= 20
 bench: $(STAMP) ## benchmarks: serving req/s and p50/p99 vs a trivial endpoint, RSS; drift check; selection on real EURUSD
 	@test -f registry/model_registry.json || $(MAKE) run
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_real_data.py
+	$(BIN)/python bench/bench_replay.py
+	$(BIN)/levibot marathon simulate --runs $(SIM_RUNS)
 
 marathon: $(STAMP) ## start a live marathon: pre-flight, canary at 10%, managed API on :8000
 	$(BIN)/levibot marathon start

@@ -100,6 +100,14 @@ def entry_counts(positions: np.ndarray) -> np.ndarray:
     return ((positions > 0) & (previous <= 0)).sum(axis=0)
 
 
+def max_drawdowns(net: np.ndarray) -> np.ndarray:
+    """Column-wise largest peak-to-trough loss (a positive share), the starting capital 1.0
+    counting as a peak."""
+    equity = np.cumprod(1.0 + np.asarray(net, dtype=float), axis=0)
+    peak = np.maximum.accumulate(np.maximum(equity, 1.0), axis=0)
+    return (1.0 - equity / peak).max(axis=0)
+
+
 def book_stats(net: np.ndarray, positions: np.ndarray, timeframe: str) -> dict[str, np.ndarray]:
     """Column-wise sharpe, max_drawdown, cagr, total_return, exposure of (n, k) books.
 
@@ -126,8 +134,7 @@ def book_stats(net: np.ndarray, positions: np.ndarray, timeframe: str) -> dict[s
         ok = std > 1e-12 * np.abs(mean)
         sharpe = np.where(ok, mean / np.where(ok, std, 1.0), 0.0) * math.sqrt(ppy)
     equity = np.cumprod(1.0 + net, axis=0)
-    peak = np.maximum.accumulate(np.maximum(equity, 1.0), axis=0)
-    max_drawdown = (1.0 - equity / peak).max(axis=0)
+    max_drawdown = max_drawdowns(net)
     final = equity[-1]
     with np.errstate(divide="ignore"):
         growth = np.log(np.maximum(final, 0.0)) / (n / ppy)

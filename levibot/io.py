@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 from pydantic import AfterValidator, ValidationError
@@ -67,6 +69,21 @@ def file_lock(path: Path | str, timeout: float = LOCK_TIMEOUT_SEC) -> Iterator[N
         lock.release()
 
 
+_DURABLE = [True]  # fsync every atomic write (off only inside `without_fsync`)
+
+
+@contextmanager
+def without_fsync() -> Iterator[None]:
+    """Atomic writes in this process skip fsync while inside (still atomic: temp file +
+    rename). Only for throwaway workspaces such as `levibot marathon simulate`'s runs,
+    where a power cut loses nothing of value and fsync would dominate the run time."""
+    _DURABLE[0] = False
+    try:
+        yield
+    finally:
+        _DURABLE[0] = True
+
+
 @contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target` atomically.
@@ -81,10 +98,12 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if _DURABLE[0]:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if _DURABLE[0]:
+            _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -112,6 +131,19 @@ def atomic_write(target: Path | str, writer: Callable[[Path], None]) -> Path:
 
 def write_text_atomic(target: Path | str, text: str) -> Path:
     return atomic_write(target, lambda tmp: tmp.write_text(text))
+
+
+def finite_or_null(payload: Any) -> Any:
+    """The payload with every NaN / inf float replaced by None (JSON has no NaN)."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {k: finite_or_null(v) for k, v in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [finite_or_null(v) for v in payload]
+    if isinstance(payload, np.floating):
+        return finite_or_null(float(payload))
+    return payload
 
 
 def write_json_atomic(target: Path | str, payload: Any) -> Path:

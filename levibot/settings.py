@@ -68,9 +68,12 @@ class Settings(BaseSettings):
     registry_dir: Path = Path("registry")
     reports_dir: Path = Path("reports")
     horizon: int = Field(default=3, ge=1, description="label horizon in bars")
+    market_calendar: Literal["24/7", "fx"] = Field(
+        default="24/7", description="when the market trades: staleness counts open time only"
+    )
     max_bad_fraction: float = Field(default=0.01, ge=0, le=1)
     holdout_hours: float = Field(
-        default=48.0,
+        default=72.0,
         ge=0,
         description="newest data kept out of every train/calibration/test window",
     )

@@ -50,7 +50,7 @@ class GateRules(_Strict):
 
     min_trades: int = Field(default=20, ge=0)  # shadow trades for the trades check
     marathon_hours: float = Field(default=48.0, gt=0)  # the length min_trades refers to
-    promote_min_checks: int = Field(default=5, ge=0, le=5)
+    promote_min_checks: int = Field(default=4, ge=0, le=5)  # the guide: 4/5
     rollback_max_checks: int = Field(default=2, ge=0, le=5)
     sharpe_margin: float = Field(default=0.2, ge=0)  # promote: canary >= prod + margin
     max_dd_ratio: float = Field(default=0.9, gt=0)  # promote: canary MaxDD <= ratio x prod

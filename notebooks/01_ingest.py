@@ -37,6 +37,7 @@ sim_edge_after = None
 sim_edge_change = None
 csv_path = None
 exchange_id = "binance"
+market_calendar = "24/7"
 data_dir = "data"
 max_bad_fraction = 0.01
 
@@ -58,6 +59,7 @@ settings = load_settings(
     end=end,
     seed=seed,
     drift_scenario=drift_scenario,
+    market_calendar=market_calendar,
     drift_start=drift_start,
     sim_edge=sim_edge,
     sim_edge_after=sim_edge_after,

@@ -48,7 +48,34 @@ print(result["decision_text"])
 # %%
 display(pd.DataFrame(result["checks"]).set_index("name"))
 display(pd.DataFrame(result["metrics"]).round(4))
-display(pd.Series(result["sharpe_difference"]).to_frame("Sharpe canary - prod"))
+
+# %% [markdown]
+# ## The paired evidence and its power
+#
+# Both releases scored on the same bars (log loss, Brier: candidate - prod, negative =
+# the candidate forecasts better), the books' Sharpe and MaxDD differences with their
+# 95% intervals, the minimum detectable effect and the hours the observed effect needs.
+
+# %%
+evidence = result["evidence"]
+display(
+    pd.DataFrame({name: evidence[name] for name in ("log_loss", "brier")}).T[
+        [
+            "bars",
+            "candidate",
+            "prod",
+            "difference",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "min_detectable_effect",
+            "hours_needed",
+        ]
+    ]
+)
+display(pd.DataFrame({n: evidence[n] for n in ("sharpe_difference", "drawdown_excess")}).T)
+display(pd.Series(result["power"]).to_frame("power"))
+display(pd.Series(result["canary"]).to_frame("canary"))
 
 # %% [markdown]
 # ## Expected results (runbook): Target / Good / Excellent

@@ -63,6 +63,7 @@ from levibot.drift.job import (
     DriftError,
     current_window,
     prod_reference,
+    release_reference,
     run_drift_check,
 )
 from levibot.drift.reference import (
@@ -110,6 +111,7 @@ __all__ = [
     "prod_reference",
     "psi",
     "psi_bins",
+    "release_reference",
     "run_drift_check",
     "save_reference",
 ]

@@ -17,7 +17,7 @@ from levibot.drift.check import DriftResult, check_drift
 from levibot.drift.reference import ReferenceStats, fit_reference, load_reference
 from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
-from levibot.registry import load_canary_policy, load_registry
+from levibot.registry import ModelEntry, load_canary_policy, load_registry
 from levibot.settings import Settings
 from levibot.state.drift_log import report_path, write_drift_report
 from levibot.state.paths import Paths
@@ -49,11 +49,20 @@ def _pooled(
     return pd.concat(parts).sort_index(kind="stable")
 
 
-def _hours(settings: Settings, current_hours: float | None) -> float:
+def _hours(settings: Settings, current_hours: float | None, min_bars: int | None = None) -> float:
+    """The current window's length: the configured hours, stretched so it holds at least
+    `min_bars` (the drift thresholds' min_rows) bars of each symbol at any timeframe."""
     hours = settings.drift_current_hours if current_hours is None else current_hours
     if not hours > 0:
         raise DriftError(f"current_hours must be positive, got {hours}")
-    return float(hours)
+    if min_bars is None:
+        min_bars = DriftThresholds().min_rows
+    bar_hours = timeframe_delta(settings.timeframe) / pd.Timedelta(hours=1)
+    return float(max(hours, min_bars * bar_hours))
+
+
+def _min_rows(paths: Paths) -> int:
+    return load_canary_policy(paths.canary_policy).thresholds.drift.min_rows
 
 
 def current_window(
@@ -67,7 +76,8 @@ def current_window(
         if now is not None
         else max(f.index.max() for f in frames.values()) + store.bar_length
     )
-    return _pooled(frames, end - pd.Timedelta(hours=_hours(settings, hours)), end)
+    window = _hours(settings, hours, _min_rows(Paths.of(settings)))
+    return _pooled(frames, end - pd.Timedelta(hours=window), end)
 
 
 def prod_reference(
@@ -82,13 +92,21 @@ def prod_reference(
     prod = load_registry(paths.registry, missing_ok=True).prod
     if prod is None:
         raise DriftError(f"{paths.registry}: no prod model, so no reference window")
-    frames = _read_frames(paths.store(prod.timeframe), prod.symbols)
+    return release_reference(settings, prod, current_hours=current_hours)
+
+
+def release_reference(
+    settings: Settings, entry: ModelEntry, *, current_hours: float | None = None
+) -> ReferenceStats:
+    """A release's training window (read from the settings' store) as a drift reference."""
+    paths = Paths.of(settings)
+    frames = _read_frames(paths.store(entry.timeframe), entry.symbols)
     train = _pooled(
-        frames, to_utc(prod.data_window.train_start), to_utc(prod.data_window.train_end)
+        frames, to_utc(entry.data_window.train_start), to_utc(entry.data_window.train_end)
     )
-    hours = _hours(settings, current_hours)
-    bars = int(pd.Timedelta(hours=hours) / timeframe_delta(prod.timeframe))
-    return fit_reference(train, window_rows=len(prod.symbols) * bars)
+    hours = _hours(settings, current_hours, _min_rows(paths))
+    bars = int(pd.Timedelta(hours=hours) / timeframe_delta(entry.timeframe))
+    return fit_reference(train, window_rows=len(entry.symbols) * bars)
 
 
 def run_drift_check(
@@ -100,6 +118,7 @@ def run_drift_check(
     thresholds: DriftThresholds | None = None,
     actor: str = "drift-check",
     registry_file: Path | str | None = None,
+    frames: dict[str, pd.DataFrame] | None = None,
 ) -> DriftResult:
     """Check the newest `current_hours` (default: the settings') of the store against the
     prod training window, with the canary policy's drift thresholds unless given.
@@ -110,17 +129,20 @@ def run_drift_check(
     where end is the bar boundary at or before `now` (default: just after the newest
     stored bar). The report is named after `now` (else the wall clock); on CRITICAL the
     kill switch goes on (before the report is written) and the event is audited.
+    `frames`: the symbols' feature rows when the caller already holds them (the
+    in-process replay), instead of reading the store.
     """
-    hours = _hours(settings, current_hours)
     paths = Paths.of(settings, registry=registry_file)
     prod = load_registry(paths.registry, missing_ok=True).prod
     if prod is None and reference_path is None:
         raise DriftError(f"{paths.registry}: no prod model, so no reference window (or pass one)")
     if thresholds is None:
         thresholds = load_canary_policy(paths.canary_policy).thresholds.drift
+    hours = _hours(settings, current_hours, thresholds.min_rows)
     timeframe = prod.timeframe if prod is not None else settings.timeframe
     symbols = list(prod.symbols) if prod is not None else list(settings.symbols)
-    frames = _read_frames(paths.store(timeframe), symbols)
+    if frames is None:
+        frames = _read_frames(paths.store(timeframe), symbols)
 
     if reference_path is not None:
         try:

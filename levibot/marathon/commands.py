@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,19 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from levibot.marathon.simulate import SCENARIOS, format_table, simulate
+
+    settings = _marathon_settings(args)
+    names = [n.strip() for n in args.scenarios.split(",")] if args.scenarios else list(SCENARIOS)
+    report = simulate(
+        settings, runs=args.runs, scenarios=names,
+        progress=None if args.json else (lambda line: print(line, file=sys.stderr)),
+    )  # fmt: skip
+    print(json.dumps(report, indent=2, default=str) if args.json else format_table(report))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from levibot.marathon.evaluate import evaluate_marathon
     from levibot.marathon.replay import load_replay
@@ -79,13 +93,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         replay, summary = load_replay(workspace)  # the settings the replay recorded
         result = evaluate_marathon(replay, summary, out_path=out)
     _print_decision(result)
+    if args.live and result["decision"] == "EXTEND":
+        more = result["power"].get("hours_needed")
+        print(
+            "the marathon keeps running (nothing was stopped); evaluate again later"
+            + (f": about {more:.0f} more hours at the observed effect" if more else "")
+        )
     return DECISION_CODES[result["decision"]]
 
 
 def _print_decision(result: dict[str, Any]) -> None:
     print(result["decision_text"])
     for check in result["checks"]:
-        print(f"  [{'x' if check['passed'] else ' '}] {check['name']}: {check['detail']}")
+        mark = {"pass": "x", "fail": " ", "inconclusive": "?"}.get(check.get("status"), " ")
+        if "status" not in check:  # an evaluation written before checks had a status
+            mark = "x" if check["passed"] else " "
+        print(f"  [{mark}] {check['name']}: {check['detail']}")
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -181,6 +204,11 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     replay.add_argument(
         "--workspace", type=Path, default=None, help="default: <data_dir>/replay/latest"
     )
+    sim = add("simulate", _cmd_simulate,
+              "decision-quality benchmark: N synthetic marathons per scenario")  # fmt: skip
+    sim.add_argument("--runs", type=int, default=20, help="marathons per scenario (default 20)")
+    sim.add_argument("--scenarios", default=None, help="comma-separated (default: all)")
+    sim.add_argument("--json", action="store_true", help="print the JSON instead of a table")
     evaluate = add(
         "evaluate", _cmd_evaluate, "T+48h evaluation: PROMOTE (0) / EXTEND (1) / ROLLBACK (3)"
     )

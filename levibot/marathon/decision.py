@@ -1,7 +1,26 @@
-"""The T+48h decision: the checks' record, the promote / extend / rollback rules, grades.
+"""The T+48h decision: the five checks, the promote / extend / rollback rules, grades.
 
-Pure functions of the evidence and the threshold model (see `levibot.marathon.evaluate`
-for the rules in words), so every rule is tested without building a marathon.
+Pure functions of the evidence and the threshold model, so every rule is tested without
+building a marathon. The rules, with the go-live guide's numbers as defaults:
+
+ROLLBACK when any of: a critical drift check; a staleness event (worst open-market
+staleness above `max_staleness_sec`); at most `rollback_max_checks` (2) of the five
+checks passed, i.e. three or more failed; the paired scoring says the candidate forecasts
+significantly worse (log loss or Brier, Diebold-Mariano 95% interval above 0); the 95%
+interval of Sharpe_canary - Sharpe_prod lies entirely below -`sharpe_rollback` (0.3).
+These apply whatever the trade count: the paired scores and the per-bar books do not
+need closed trades.
+
+PROMOTE when nothing calls for a rollback and all of: every critical check (ECE,
+staleness, drift, API health) passed; at least `promote_min_checks` (4) of five passed;
+no critical incident (kill-switch activation, API error); the candidate forecasts
+significantly better (log-loss interval below 0); the Sharpe difference's interval lies
+above +`sharpe_margin` (0.2); and the interval of MaxDD_canary - `max_dd_ratio` (0.9) x
+MaxDD_prod lies below 0. Judging the guide's margins on the intervals' bounds, not the
+points, is what keeps a 48 h sample's noise from promoting.
+
+Otherwise EXTEND, naming what is not yet shown and how many more hours the observed
+effect would need.
 """
 
 from __future__ import annotations
@@ -13,97 +32,192 @@ import numpy as np
 
 from levibot.thresholds import Thresholds
 
-# the runbook's "Expected results": (target, good, excellent); MaxDD and ECE: lower is better
+# the go-live guide's "Expected results" as (target, good, excellent) limits:
+# Sharpe > 1.2 / 1.5-1.8 / > 2.0; win rate > 52% / 55-58% / > 60%; MaxDD < 15% / 10-13% /
+# < 10%; average trade > 0% / 0.5-1% / > 1.5%; ECE < 0.06 / 0.03-0.05 / < 0.03.
 EXPECTED = {
-    "sharpe": (1.0, 1.5, 2.0),
-    "win_rate": (0.50, 0.55, 0.60),
-    "max_drawdown": (0.15, 0.10, 0.05),
-    "avg_trade_return": (0.0005, 0.001, 0.002),
+    "sharpe": (1.2, 1.5, 2.0),
+    "win_rate": (0.52, 0.55, 0.60),
+    "max_drawdown": (0.15, 0.13, 0.10),
+    "avg_trade_return": (0.0, 0.005, 0.015),
     "ece": (0.06, 0.05, 0.03),
 }
 LOWER_IS_BETTER = {"max_drawdown", "ece"}
+TRADE_METRICS = {"win_rate", "avg_trade_return"}
+CRITICAL_CHECKS = ("ece", "staleness", "drift", "api_healthy")
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 @dataclass
 class Check:
+    """One of the five checks. `status` is pass / fail / inconclusive (no data to judge)."""
+
     name: str
-    passed: bool
+    status: str
     value: float | int | None
     detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def critical(self) -> bool:
+        return self.name in CRITICAL_CHECKS
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "status": self.status,
             "passed": self.passed,
+            "critical": self.critical,
             "value": self.value,
             "detail": self.detail,
         }
 
 
-def rate(metric: str, value: float) -> str:
-    """Below target / Target / Good / Excellent against the runbook's expected results."""
+def status_of(ok: bool | None) -> str:
+    return INCONCLUSIVE if ok is None else PASS if ok else FAIL
+
+
+def rate(
+    metric: str, value: float | None, *, trades: int | None = None, min_trades: int = 0
+) -> str:
+    """Below target / Target / Good / Excellent against the go-live guide's table; trade
+    statistics on fewer than `min_trades` closed trades are "n/a (N trades)"."""
+    if metric in TRADE_METRICS and trades is not None and trades < min_trades:
+        return f"n/a ({trades} trades)"
     if value is None or not np.isfinite(value):
         return "n/a"
     target, good, excellent = EXPECTED[metric]
-    better = (lambda v, t: v <= t) if metric in LOWER_IS_BETTER else (lambda v, t: v >= t)
-    for label, threshold in (("Excellent", excellent), ("Good", good), ("Target", target)):
-        if better(value, threshold):
-            return label
-    return "Below target"
+    if metric in LOWER_IS_BETTER:
+        grades = (
+            (value < excellent, "Excellent"),
+            (value <= good, "Good"),
+            (value < target, "Target"),
+        )
+    else:
+        grades = (
+            (value > excellent, "Excellent"),
+            (value >= good, "Good"),
+            (value > target, "Target"),
+        )
+    return next((label for hit, label in grades if hit), "Below target")
+
+
+def _interval(value: dict[str, Any]) -> str:
+    """ "+1.00 [-2.00, +4.00]"; "n/a (too few bars for an interval)" rather than [nan, nan]."""
+    if not _finite(value.get("point"), value.get("ci_low"), value.get("ci_high")):
+        return "n/a (too few bars for an interval)"
+    return f"{value['point']:+.2f} [{value['ci_low']:+.2f}, {value['ci_high']:+.2f}]"
+
+
+def _finite(*values: float) -> bool:
+    return all(v is not None and np.isfinite(v) for v in values)
 
 
 def decide(
     *,
-    passed: int,
-    metrics: dict[str, dict[str, float]],
-    incidents: dict[str, int],
-    max_staleness: float,
+    checks: list[Check],
+    evidence: dict[str, Any],
+    incidents: dict[str, Any],
     thresholds: Thresholds | None = None,
 ) -> tuple[str, list[str]]:
-    """PROMOTE / EXTEND / ROLLBACK from the checks, both books' metrics and incidents;
-    returns the decision and every rule that fired (see the module docstring)."""
+    """PROMOTE / EXTEND / ROLLBACK and every rule that fired, in plain words.
+
+    `evidence`: "log_loss" / "brier" (`PairedTest.as_dict()`), "sharpe_difference" and
+    "drawdown_excess" ({point, ci_low, ci_high}); `incidents`: critical_drift_checks,
+    staleness_events, worst_staleness, kill_switch_activations, api_errors.
+    """
     limits = thresholds if thresholds is not None else Thresholds()
-    gate, max_stale = limits.gate, limits.max_staleness_sec
-    min_trades, margin, dd_ratio = gate.min_trades, gate.sharpe_margin, gate.max_dd_ratio
-    cand_metrics, prod_metrics = metrics["candidate"], metrics["prod"]
-    sharpe_c, sharpe_p = cand_metrics["sharpe"], prod_metrics["sharpe"]
-    dd_c, dd_p = cand_metrics["max_drawdown"], prod_metrics["max_drawdown"]
-    critical_drift = incidents.get("critical_drift_checks", 0)
-    rollback_rules = []
-    if passed <= gate.rollback_max_checks:
-        rollback_rules.append(f"only {passed}/5 checks passed (<= {gate.rollback_max_checks})")
-    if critical_drift:
-        rollback_rules.append(f"critical drift in {critical_drift} drift checks")
-    if max_staleness > max_stale:
-        rollback_rules.append(f"staleness event: {max_staleness:.0f} s > {max_stale:.0f} s")
-    # with fewer than min_trades closed trades a Sharpe gap is noise: it may not decide
-    thin = cand_metrics["trade_count"] < min_trades
-    if sharpe_c < sharpe_p - gate.sharpe_rollback and not thin:
-        rollback_rules.append(
-            f"Sharpe canary {sharpe_c:.2f} < prod {sharpe_p:.2f} - {gate.sharpe_rollback}"
+    gate = limits.gate
+    passed = sum(c.passed for c in checks)
+    failed = sum(c.status == FAIL for c in checks)
+    total = len(checks)
+    log_loss, brier = evidence["log_loss"], evidence["brier"]
+    sharpe, drawdown = evidence["sharpe_difference"], evidence["drawdown_excess"]
+
+    rollback: list[str] = []
+    if incidents.get("critical_drift_checks", 0):
+        rollback.append(f"critical drift in {incidents['critical_drift_checks']} drift checks")
+    if incidents.get("staleness_events", 0):
+        rollback.append(
+            f"feature staleness reached {incidents['worst_staleness']:.0f} s "
+            f"(limit {limits.max_staleness_sec:.0f} s)"
         )
-    need = gate.promote_min_checks
-    promote_rules = {
-        "all five checks passed" if need == 5 else f"at least {need}/5 checks passed": passed
-        >= need,
-        f"Sharpe canary {sharpe_c:.2f} >= prod {sharpe_p:.2f} + {margin}": sharpe_c
-        >= sharpe_p + margin,
-        f"MaxDD canary {dd_c:.3f} <= {dd_ratio} x prod {dd_p:.3f}": dd_c <= dd_ratio * dd_p,
-        f"no critical incidents {incidents}": not any(incidents.values()),
-    }
-    if rollback_rules:
-        decision, fired = "ROLLBACK", rollback_rules
-    elif all(promote_rules.values()):
-        decision, fired = "PROMOTE", list(promote_rules)
-    else:
-        decision = "EXTEND"
-        fired = [f"{passed}/5 checks passed"] + [
-            f"not met: {r}" for r, ok in promote_rules.items() if not ok
-        ]
-        if thin:
-            fired.append(
-                f"thin data: {cand_metrics['trade_count']} canary trades < {min_trades}, "
-                "so the Sharpe rules are not applied"
+    if total - failed <= gate.rollback_max_checks and failed:
+        rollback.append(f"{failed} of {total} checks failed (only {total - failed} could pass)")
+    for name, test in (("log loss", log_loss), ("Brier score", brier)):
+        if test.get("worse"):
+            rollback.append(
+                f"the candidate forecasts significantly worse: {name} "
+                f"{test['difference']:+.4f} per bar, 95% interval "
+                f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] above 0 "
+                f"(p = {test['p_value']:.3f})"
             )
-        fired.append("extend the marathon to 72h")
-    return decision, fired
+    if _finite(sharpe["ci_high"]) and sharpe["ci_high"] < -gate.sharpe_rollback:
+        rollback.append(
+            f"Sharpe canary - prod {_interval(sharpe)} lies entirely below -{gate.sharpe_rollback}"
+        )
+    if rollback:
+        return "ROLLBACK", rollback
+
+    shown, missing = [], []
+
+    def require(ok: bool, yes: str, no: str) -> None:
+        (shown if ok else missing).append(yes if ok else no)
+
+    critical = [c for c in checks if c.critical]
+    not_passed = [f"{c.name} ({c.status})" for c in critical if not c.passed]
+    require(
+        not not_passed,
+        "every critical check passed",
+        f"critical checks not passed: {', '.join(not_passed)}",
+    )
+    require(
+        passed >= gate.promote_min_checks,
+        f"{passed}/{total} checks passed",
+        f"{passed}/{total} checks passed (need {gate.promote_min_checks})",
+    )
+    quiet = not incidents.get("kill_switch_activations") and not incidents.get("api_errors")
+    require(
+        quiet,
+        "no critical incident",
+        f"critical incidents: {incidents.get('kill_switch_activations', 0)} kill-switch "
+        f"activations, {incidents.get('api_errors', 0)} API errors",
+    )
+    if log_loss.get("better"):
+        shown.append(
+            f"the candidate forecasts better: log loss {log_loss['difference']:+.4f} per bar, "
+            f"95% interval [{log_loss['ci_low']:+.4f}, {log_loss['ci_high']:+.4f}] "
+            f"(p = {log_loss['p_value']:.3f})"
+        )
+    elif _finite(log_loss.get("ci_low"), log_loss.get("ci_high")):
+        more = log_loss.get("hours_needed")
+        missing.append(
+            f"the forecasts are not yet distinguishable: log loss {log_loss['difference']:+.4f} "
+            f"per bar, 95% interval [{log_loss['ci_low']:+.4f}, {log_loss['ci_high']:+.4f}]; "
+            f"detectable at this sample size: {log_loss['min_detectable_effect']:.4f}"
+            + (
+                f"; at the observed effect about {more:.0f} more hours are needed"
+                if more is not None and log_loss["difference"] < 0
+                else ""
+            )
+        )
+    else:
+        missing.append(f"no paired scoring evidence ({log_loss.get('bars', 0)} paired bars)")
+    require(
+        _finite(sharpe["ci_low"]) and sharpe["ci_low"] >= gate.sharpe_margin,
+        f"Sharpe canary - prod {_interval(sharpe)} clears +{gate.sharpe_margin}",
+        f"Sharpe canary - prod {_interval(sharpe)} does not clear +{gate.sharpe_margin} "
+        "at its lower bound",
+    )
+    require(
+        _finite(drawdown["ci_high"]) and drawdown["ci_high"] <= 0,
+        f"MaxDD canary - {gate.max_dd_ratio} x prod {_interval(drawdown)} is below 0",
+        f"MaxDD canary - {gate.max_dd_ratio} x prod {_interval(drawdown)} is not below 0 "
+        "at its upper bound",
+    )
+    if not missing:
+        return "PROMOTE", shown
+    return "EXTEND", [*missing, f"extend the marathon (to {1.5 * gate.marathon_hours:.0f} h)"]

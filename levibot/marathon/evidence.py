@@ -1,8 +1,10 @@
-"""The marathon's evidence: paper books rebuilt per bar, realised outcomes, the bootstrap.
+"""The marathon's book evidence: paper books rebuilt per bar and their paired intervals.
 
-Both paper books are rebuilt as per-bar positions from their trades and scored by the
-one backtest implementation (same fees). 48h of 15m bars is little data, so the Sharpe
-difference comes with a paired moving-block bootstrap 95% interval.
+Both paper books are rebuilt as per-bar positions from their trades (open positions
+included) and scored by the one backtest implementation (same fees). 48h of 15m bars is
+little data, so the Sharpe difference and the MaxDD excess come with a paired
+moving-block bootstrap 95% interval whose block is at least the books' holding period.
+The paired forecast scores are in `levibot.marathon.scoring`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from levibot.backtest import annualised_sharpe, combine_books, run_backtest
-from levibot.bootstrap import block_bootstrap_interval
+from levibot.backtest import annualised_sharpe, combine_books, max_drawdowns, run_backtest
+from levibot.bootstrap import block_bootstrap_interval, default_block
 from levibot.registry import ModelEntry
 
 
@@ -48,37 +50,41 @@ def book_metrics(role: str, entry: ModelEntry, trades: pd.DataFrame, open_positi
     return combined, metrics
 
 
-def block_bootstrap_sharpe_diff(
-    a: pd.Series, b: pd.Series, *, periods: float, block: int = 8, n: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """(point, low, high) of Sharpe(a) - Sharpe(b), paired moving-block bootstrap, 95%."""
-    frame = pd.concat([a, b], axis=1).fillna(0.0).to_numpy()
-    if len(frame) < 2:
-        return 0.0, float("nan"), float("nan")
+def book_block_length(*positions: pd.Series) -> int:
+    """Bootstrap block length from the data: at least n^(1/3) bars and at least the books'
+    mean holding period, so a resampled block keeps a whole position's P&L together."""
+    n = max((len(p) for p in positions), default=0)
+    spans = []
+    for held in positions:
+        values = np.asarray(held, dtype=float) > 0
+        entries = int(np.sum(values[1:] & ~values[:-1]) + (values[0] if len(values) else 0))
+        if entries:
+            spans.append(values.sum() / entries)
+    return int(max(default_block(max(n, 1)), np.ceil(max(spans, default=0.0))))
 
-    def difference(x: np.ndarray, y: np.ndarray) -> float:
+
+def paired_book_intervals(
+    candidate: pd.Series, prod: pd.Series, *, periods: float, dd_ratio: float,
+    block: int, n: int = 2000, seed: int = 0,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Sharpe_c - Sharpe_p and MaxDD_c - dd_ratio x MaxDD_p, each (point, 95% interval),
+    from one paired moving-block bootstrap of the two books' per-bar returns."""
+    frame = pd.concat([candidate, prod], axis=1).fillna(0.0).to_numpy()
+
+    def sharpe_difference(x: np.ndarray, y: np.ndarray) -> float:
         return annualised_sharpe(x, periods) - annualised_sharpe(y, periods)
 
-    return block_bootstrap_interval(
-        (frame[:, 0], frame[:, 1]), difference, block=block, n=n, seed=seed
-    )
+    def drawdown_excess(x: np.ndarray, y: np.ndarray) -> float:
+        return float(max_drawdowns(x[:, None])[0] - dd_ratio * max_drawdowns(y[:, None])[0])
 
-
-def realised_outcomes(
-    predictions: pd.DataFrame, closes: dict[str, pd.Series], horizon: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate's logged LightGBM p_up and what the market then did (up = 1)."""
-    rows = predictions[
-        (predictions["role"] == "candidate") & (predictions["endpoint"] == "/ml/predict")
-    ]
-    rows = rows.drop_duplicates(["symbol", "bar_time"], keep="last")
-    ys, ps = [], []
-    for symbol, group in rows.groupby("symbol"):
-        close = closes[symbol]
-        future = close.shift(-horizon)
-        at = group["bar_time"].map(lambda t, c=close: c.get(t, np.nan))
-        ahead = group["bar_time"].map(lambda t, f=future: f.get(t, np.nan))
-        known = at.notna() & ahead.notna()
-        ys.append((ahead[known] > at[known]).astype(float).to_numpy())
-        ps.append(group.loc[known, "p_up"].to_numpy(float))
-    return (np.concatenate(ys), np.concatenate(ps)) if ys else (np.array([]), np.array([]))
+    out = {}
+    for name, statistic in (("sharpe_difference", sharpe_difference),
+                            ("drawdown_excess", drawdown_excess)):  # fmt: skip
+        if len(frame) < 2:
+            point, low, high = float("nan"), float("nan"), float("nan")
+        else:
+            point, low, high = block_bootstrap_interval(
+                (frame[:, 0], frame[:, 1]), statistic, block=block, n=n, seed=seed
+            )
+        out[name] = {"point": point, "ci_low": low, "ci_high": high, "block": block}
+    return out

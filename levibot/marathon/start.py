@@ -111,7 +111,7 @@ def start_marathon(
     _say(True, f"ensemble weights {tuning.weights} ({tuning.reason})")
     paths = Paths.of(settings)
     canary = update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
-    _say(True, f"canary enabled at {canary.fraction:.0%}")
+    _say(True, f"canary enabled at {canary.fraction:.0%} (whether it is open: below)")
     env_file = save_settings(paths.server_settings, settings)
     prom_dir = paths.prometheus_dir
     prom_dir.mkdir(parents=True, exist_ok=True)
@@ -139,12 +139,21 @@ def start_marathon(
         if held.get("reason") != "kill_switch":
             raise PreflightError(f"kill-switch smoke test failed: predict said {held}")
         _say(True, "kill-switch smoke test: on => HOLD => off")
+        canary_state = httpx.get(f"{server.base_url}/healthz", timeout=10).json()["canary"]
+        if not canary_state["open"]:
+            raise PreflightError(
+                f"the canary is enabled but closed ({canary_state['reason']}): no request "
+                "would reach the candidate; fix the candidate or lower the guard in the "
+                "canary policy's thresholds before starting a marathon"
+            )
+        _say(True, f"canary open: {canary_state['fraction']:.0%} of clients reach the candidate")
     except Exception:
         server.stop()
         raise
     registry = load_registry(paths.registry)
     snapshot = {
-        "started_at": utc_now().isoformat(), "mode": "live",
+        "started_at": (utc_now() if now is None else pd.Timestamp(now)).isoformat(),
+        "mode": "live",
         "prod": registry.prod.id, "candidate": registry.candidate.id,
         "ece": {k: m.calibration.ece_calibrated for k, m in registry.candidate.models.items()},
         "policy": registry.candidate.policy.model_dump(), "canary_fraction": canary.fraction,

@@ -1,7 +1,7 @@
 """The server's view of the feature store: the newest rows per symbol, re-read on change.
 
-A request costs one ``os.stat`` of the symbol's file; the tail is re-read only when
-the file's (mtime, size) changed, i.e. when the ingest appended a bar.
+A request costs an ``os.stat`` of the symbol's table and of its append delta; the tail
+is re-read only when either's (mtime, size) changed, i.e. when a bar was appended.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from levibot.calendar import CALENDARS, TradingCalendar
 from levibot.data.store import FeatureStore
 from levibot.online.clock import Clock, system_clock
 
@@ -20,13 +21,15 @@ class FeatureFeed:
     """Cached tails of the store's feature tables."""
 
     def __init__(
-        self, store: FeatureStore, *, rows: int = 256, clock: Clock = system_clock
-    ) -> None:
+        self, store: FeatureStore, *, rows: int = 256, clock: Clock = system_clock,
+        calendar: TradingCalendar = CALENDARS["24/7"],
+    ) -> None:  # fmt: skip
         self.store = store
         self.rows = rows
         self.clock = clock
+        self.calendar = calendar
         self._cache: dict[tuple[str, int | None], tuple[tuple, pd.DataFrame]] = {}
-        self._paths: dict[str, Path] = {}
+        self._paths: dict[str, tuple[Path, Path]] = {}
         self._lock = threading.Lock()
 
     def latest(self, symbol: str, n: int | None = None) -> pd.DataFrame:
@@ -34,11 +37,17 @@ class FeatureFeed:
 
         Raises FileNotFoundError when the symbol has no stored features.
         """
-        path = self._paths.get(symbol)
-        if path is None:
-            path = self._paths.setdefault(symbol, self.store.path(symbol))
-        stat = os.stat(path)
-        key = (stat.st_mtime_ns, stat.st_size, n)
+        paths = self._paths.get(symbol)
+        if paths is None:
+            paths = (self.store.path(symbol), self.store.delta_path(symbol))
+            self._paths[symbol] = paths
+        stat = os.stat(paths[0])
+        try:
+            delta = os.stat(paths[1])
+            delta_key: tuple[int, int] | None = (delta.st_mtime_ns, delta.st_size)
+        except FileNotFoundError:
+            delta_key = None
+        key = (stat.st_mtime_ns, stat.st_size, delta_key, n)
         cached = self._cache.get((symbol, n))
         if cached is None or cached[0] != key:
             with self._lock:
@@ -48,6 +57,6 @@ class FeatureFeed:
         return cached[1]
 
     def staleness_seconds(self, symbol: str) -> float:
-        """now - close time of the newest bar (the store's definition, on the feed's clock)."""
+        """Open-market seconds from the newest bar's close to now (the feed's clock)."""
         last = self.latest(symbol, 1).index[-1]
-        return float((self.clock() - (last + self.store.bar_length)).total_seconds())
+        return self.calendar.open_seconds(last + self.store.bar_length, self.clock())

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from levibot.calendar import calendar_named
 from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.clock import Clock, system_clock
@@ -83,7 +84,8 @@ class PredictionService:
         self.clock = clock
         self.paths = Paths.of(settings)
         self.store = self.paths.store()
-        self.feed = FeatureFeed(self.store, clock=clock)
+        self.calendar = calendar_named(settings.market_calendar)
+        self.feed = FeatureFeed(self.store, clock=clock, calendar=self.calendar)
         self.watcher = SnapshotWatcher(self.paths, check_every=reload_every)
         self.shadow = ShadowLog(self.paths.logs, clock=clock)
         self.kill_switch = KillSwitch(self.paths.kill_switch, clock=clock)
@@ -274,7 +276,11 @@ class PredictionService:
         snapshot = self.snapshot()
         self.check_symbol(snapshot, symbol)
         view = self._view(symbol, snapshot)
-        staleness = (self.clock().value - view.closed_at_ns) / 1e9
+        now = self.clock()
+        if self.calendar.always_open:
+            staleness = (now.value - view.closed_at_ns) / 1e9
+        else:
+            staleness = self.calendar.open_seconds(pd.Timestamp(view.closed_at_ns, tz="UTC"), now)
         is_open, _why = self.canary_open(snapshot)
         variant = assign_variant(
             fraction=snapshot.canary.fraction,

@@ -100,6 +100,11 @@ class Paths:
     # -------------------------------------------------------------------- serving
 
     @property
+    def simulation_dir(self) -> Path:
+        """`levibot marathon simulate`: trained releases (reused) and per-run workspaces."""
+        return self.data_dir / "simulate"
+
+    @property
     def serving(self) -> Path:
         return self.data_dir / "serving"
 

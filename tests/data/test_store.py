@@ -90,3 +90,50 @@ def test_symbols_lists_stored_files(store):
     store.write("SOLUSDT", make_bars(3))
     store.write("BTCUSDT", make_bars(3))
     assert store.symbols() == ["BTCUSDT", "SOLUSDT"]
+
+
+def test_append_adds_bars_without_rewriting_the_table(store):
+    frame = make_bars(300)
+    store.write("BTCUSDT", frame.iloc[:280])
+    table = store.path("BTCUSDT")
+    before = table.stat().st_mtime_ns
+    for i in range(280, 300):
+        store.append("BTCUSDT", frame.iloc[i : i + 1])
+    assert table.stat().st_mtime_ns == before  # the table was not rewritten
+    pd.testing.assert_frame_equal(store.read("BTCUSDT"), frame, check_freq=False)
+    pd.testing.assert_frame_equal(store.tail("BTCUSDT", 30), frame.iloc[-30:], check_freq=False)
+    fresh = FeatureStore(store.root, "15m")  # another process sees the same rows
+    pd.testing.assert_frame_equal(fresh.tail("BTCUSDT", 5), frame.iloc[-5:], check_freq=False)
+    assert store.last_bar_time("BTCUSDT") == frame.index[-1]
+
+
+def test_append_refuses_old_rows_and_survives_a_torn_line(store):
+    frame = make_bars(50)
+    store.write("BTCUSDT", frame.iloc[:40])
+    store.append("BTCUSDT", frame.iloc[40:42])
+    with pytest.raises(ValueError, match="must be newer than the stored"):
+        store.append("BTCUSDT", frame.iloc[41:43])
+    with open(store.delta_path("BTCUSDT"), "a") as handle:
+        handle.write('{"timestamp": "2026-01-01T')  # a writer crashed mid-line
+    store.append("BTCUSDT", frame.iloc[42:44])  # the next append ends the torn line first
+    pd.testing.assert_frame_equal(
+        FeatureStore(store.root, "15m").read("BTCUSDT"), frame.iloc[:44], check_freq=False
+    )
+
+
+def test_a_full_delta_is_folded_into_the_table(store, monkeypatch):
+    import levibot.data.store as module
+
+    monkeypatch.setattr(module, "COMPACT_ROWS", 5)
+    frame = make_bars(30)
+    store.write("BTCUSDT", frame.iloc[:20])
+    for i in range(20, 30):
+        store.append("BTCUSDT", frame.iloc[i : i + 1])
+    pd.testing.assert_frame_equal(store.read("BTCUSDT"), frame, check_freq=False)
+    assert pq_rows(store.path("BTCUSDT")) >= 25  # folded at least once
+
+
+def pq_rows(path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from levibot.marathon.decision import decide, rate
-from levibot.marathon.evidence import block_bootstrap_sharpe_diff, positions_from_trades
+from levibot.marathon.decision import Check, decide, rate
+from levibot.marathon.evidence import paired_book_intervals, positions_from_trades
 from levibot.online.clock import (
     CLOCK_ENV,
     clock_for,
@@ -23,26 +23,48 @@ def test_positions_rebuilt_from_trades_and_open_positions():
     assert held.tolist() == [0, 1, 1, 0, 0, 0, 1, 1]
 
 
-def test_bootstrap_interval_contains_the_point_and_flags_a_clear_edge():
+def test_book_intervals_flag_a_clear_edge_and_not_a_reshuffle():
     rng = np.random.default_rng(0)
     base = pd.Series(rng.normal(0, 0.001, 400))
-    point, low, high = block_bootstrap_sharpe_diff(base + 0.002, base, periods=35040)
-    assert low <= point <= high and low > 0  # a constant extra return is a real edge
+
+    def sharpe(a, b):
+        return paired_book_intervals(a, b, periods=35040, dd_ratio=0.9, block=8)[
+            "sharpe_difference"
+        ]
+
+    edge = sharpe(base + 0.002, base)
+    assert edge["ci_low"] <= edge["point"] <= edge["ci_high"] and edge["ci_low"] > 0
     shuffled = base.sample(frac=1, random_state=1).reset_index(drop=True)
-    point, low, high = block_bootstrap_sharpe_diff(base, shuffled, periods=35040)
-    assert low < 0 < high  # a reshuffle of the same returns is no edge
-    assert np.isnan(block_bootstrap_sharpe_diff(base[:5], base[:5], periods=1)[1])
-    assert block_bootstrap_sharpe_diff(base[:0], base[:0], periods=1)[0] == 0.0  # no bars
+    same = sharpe(base, shuffled)
+    assert same["ci_low"] < 0 < same["ci_high"]
+    assert np.isnan(sharpe(base[:5], base[:5])["ci_low"])  # too few bars: no interval
+    assert np.isnan(sharpe(base[:0], base[:0])["point"])  # no bars: nothing, not 0
 
 
 @pytest.mark.parametrize(
     ("metric", "value", "label"),
-    [("sharpe", 2.5, "Excellent"), ("sharpe", 1.2, "Target"), ("sharpe", 0.4, "Below target"),
-     ("max_drawdown", 0.04, "Excellent"), ("max_drawdown", 0.2, "Below target"),
-     ("ece", 0.045, "Good"), ("win_rate", float("nan"), "n/a")],
-)  # fmt: skip
+    [
+        ("sharpe", 2.5, "Excellent"),
+        ("sharpe", 1.3, "Target"),
+        ("sharpe", 1.2, "Below target"),
+        ("sharpe", 1.6, "Good"),
+        ("max_drawdown", 0.04, "Excellent"),
+        ("max_drawdown", 0.12, "Good"),
+        ("max_drawdown", 0.2, "Below target"),
+        ("ece", 0.045, "Good"),
+        ("ece", 0.055, "Target"),
+        ("win_rate", float("nan"), "n/a"),
+        ("avg_trade_return", 0.02, "Excellent"),
+        ("avg_trade_return", -0.001, "Below target"),
+    ],
+)
 def test_expected_results_ratings(metric, value, label):
     assert rate(metric, value) == label
+
+
+def test_trade_statistics_on_too_few_trades_are_not_rated():
+    assert rate("win_rate", 1.0, trades=1, min_trades=20) == "n/a (1 trades)"
+    assert rate("sharpe", 2.5, trades=1, min_trades=20) == "Excellent"  # per-bar, not per trade
 
 
 def test_replay_clock_needs_both_the_env_and_the_workspace_marker(settings):
@@ -61,66 +83,128 @@ def test_replay_clock_needs_both_the_env_and_the_workspace_marker(settings):
     assert clock_for(paths, {})[0] is system_clock  # the marker alone changes nothing
 
 
-def books(sharpe_c, sharpe_p, trades_c, dd_c=0.02, dd_p=0.03):
+def checks(*failed: str, inconclusive: tuple[str, ...] = ()) -> list[Check]:
+    names = ("ece", "staleness", "drift", "shadow_data", "api_healthy")
+    return [
+        Check(
+            n, "inconclusive" if n in inconclusive else "fail" if n in failed else "pass", None, n
+        )
+        for n in names
+    ]
+
+
+def paired(difference: float, low: float, high: float) -> dict:
     return {
-        "candidate": {"sharpe": sharpe_c, "max_drawdown": dd_c, "trade_count": trades_c},
-        "prod": {"sharpe": sharpe_p, "max_drawdown": dd_p, "trade_count": 30},
+        "difference": difference,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": 0.01,
+        "better": high < 0,
+        "worse": low > 0,
+        "bars": 192,
+        "min_detectable_effect": 0.004,
+        "hours_needed": 30.0,
     }
 
 
-QUIET = {"kill_switch_activations": 0, "critical_drift_checks": 0, "api_errors": 0}
+def evidence(loss=(-0.01, -0.02, -0.005), sharpe=(20.0, 5.0, 35.0), dd=(-0.01, -0.02, -0.002)):
+    return {
+        "log_loss": paired(*loss),
+        "brier": paired(*loss),
+        "sharpe_difference": dict(zip(("point", "ci_low", "ci_high"), sharpe, strict=True)),
+        "drawdown_excess": dict(zip(("point", "ci_low", "ci_high"), dd, strict=True)),
+    }
+
+
+QUIET = {
+    "kill_switch_activations": 0,
+    "critical_drift_checks": 0,
+    "staleness_events": 0,
+    "worst_staleness": 5.0,
+    "api_errors": 0,
+}
+UNSURE = ((-0.001, -0.004, 0.002), (2.0, -20.0, 24.0), (0.0, -0.01, 0.01))
 
 
 @pytest.mark.parametrize(
-    ("passed", "metrics", "incidents", "staleness", "decision", "rule"),
+    ("check_list", "proof", "incidents", "decision", "rule"),
     [
-        (5, books(1.6, 1.2, 25), QUIET, 10, "PROMOTE", "all five checks passed"),
-        (5, books(1.3, 1.2, 25), QUIET, 10, "EXTEND", "not met: Sharpe canary"),
-        (4, books(1.6, 1.2, 25), QUIET, 10, "EXTEND", "4/5 checks passed"),
-        (4, books(0.1, 1.2, 5), QUIET, 10, "EXTEND", "thin data"),  # noise may not roll back
-        (4, books(0.1, 1.2, 25), QUIET, 10, "ROLLBACK", "Sharpe canary 0.10 < prod 1.20 - 0.3"),
-        (2, books(1.6, 1.2, 25), QUIET, 10, "ROLLBACK", "only 2/5 checks passed"),
-        (5, books(1.6, 1.2, 25), {**QUIET, "critical_drift_checks": 3}, 10, "ROLLBACK",
-         "critical drift in 3"),
-        (5, books(1.6, 1.2, 25), QUIET, 4000, "ROLLBACK", "staleness event"),
-        (5, books(1.6, 1.2, 25, dd_c=0.05), QUIET, 10, "EXTEND", "not met: MaxDD"),
-        (5, books(1.6, 1.2, 25), {**QUIET, "kill_switch_activations": 1}, 10, "EXTEND",
-         "not met: no critical incidents"),
+        (checks(), evidence(), QUIET, "PROMOTE", "the candidate forecasts better"),
+        (checks("shadow_data"), evidence(), QUIET, "PROMOTE", "4/5 checks passed"),
+        (checks("ece"), evidence(), QUIET, "EXTEND", "critical checks not passed: ece (fail)"),
+        (checks(inconclusive=("ece",)), evidence(), QUIET, "EXTEND", "ece (inconclusive)"),
+        (checks(), evidence(*UNSURE), QUIET, "EXTEND", "about 30 more hours"),
+        (checks(), evidence(sharpe=(3.0, 0.1, 6.0)), QUIET, "EXTEND", "does not clear +0.2"),
+        (checks(), evidence(dd=(0.0, -0.01, 0.01)), QUIET, "EXTEND", "not below 0"),
+        (
+            checks(),
+            evidence(),
+            {**QUIET, "kill_switch_activations": 1},
+            "EXTEND",
+            "1 kill-switch activations",
+        ),
+        (
+            checks("ece", "drift", "staleness"),
+            evidence(),
+            QUIET,
+            "ROLLBACK",
+            "3 of 5 checks failed",
+        ),
+        (
+            checks(inconclusive=("ece", "drift", "staleness")),
+            evidence(*UNSURE),
+            QUIET,
+            "EXTEND",
+            "critical checks not passed",
+        ),  # no data is no evidence of a problem
+        (
+            checks(),
+            evidence(),
+            {**QUIET, "critical_drift_checks": 3},
+            "ROLLBACK",
+            "critical drift in 3",
+        ),
+        (
+            checks(),
+            evidence(),
+            {**QUIET, "staleness_events": 2, "worst_staleness": 4000.0},
+            "ROLLBACK",
+            "staleness reached 4000 s",
+        ),
+        (
+            checks(),
+            evidence(loss=(0.01, 0.004, 0.016)),
+            QUIET,
+            "ROLLBACK",
+            "forecasts significantly worse",
+        ),
+        (
+            checks(),
+            evidence(loss=UNSURE[0], sharpe=(-30.0, -50.0, -10.0)),
+            QUIET,
+            "ROLLBACK",
+            "entirely below -0.3",
+        ),
     ],
-)  # fmt: skip
-def test_decision_rules_and_the_rule_that_fired(
-    passed, metrics, incidents, staleness, decision, rule
-):
-    got, fired = decide(
-        passed=passed, metrics=metrics, incidents=incidents, max_staleness=staleness
-    )
-    assert got == decision
+)
+def test_decision_rules_and_the_rule_that_fired(check_list, proof, incidents, decision, rule):
+    got, fired = decide(checks=check_list, evidence=proof, incidents=incidents)
+    assert got == decision, fired
     assert any(rule in line for line in fired), fired
+    assert not any("not met" in line for line in fired)  # no double negatives
 
 
 def test_decision_rules_read_their_limits_from_the_threshold_model():
     from levibot.thresholds import Thresholds
 
-    stricter = Thresholds.model_validate(
-        {"gate": {"sharpe_margin": 1.0, "min_trades": 40}, "max_staleness_sec": 5}
+    stricter = Thresholds.model_validate({"gate": {"sharpe_margin": 10.0, "promote_min_checks": 5}})
+    assert decide(checks=checks(), evidence=evidence(), incidents=QUIET)[0] == "PROMOTE"
+    got, fired = decide(checks=checks(), evidence=evidence(), incidents=QUIET, thresholds=stricter)
+    assert got == "EXTEND" and any("does not clear +10.0" in line for line in fired)
+    got, fired = decide(
+        checks=checks("shadow_data"),
+        evidence=evidence(sharpe=(40, 20, 60)),
+        incidents=QUIET,
+        thresholds=stricter,
     )
-    # the default margin (0.2) promotes this canary; a margin of 1.0 does not
-    assert decide(passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=1)[0] == (
-        "PROMOTE"
-    )
-    got, fired = decide(
-        passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=1,
-        thresholds=stricter,
-    )  # fmt: skip
-    assert got == "EXTEND" and any("prod 1.20 + 1.0" in line for line in fired)
-    # 25 trades are thin under min_trades 40: the Sharpe rollback rule may not fire
-    got, fired = decide(
-        passed=4, metrics=books(0.1, 1.2, 25), incidents=QUIET, max_staleness=1,
-        thresholds=stricter,
-    )  # fmt: skip
-    assert got == "EXTEND" and any("25 canary trades < 40" in line for line in fired)
-    got, fired = decide(
-        passed=5, metrics=books(1.6, 1.2, 45), incidents=QUIET, max_staleness=10,
-        thresholds=stricter,
-    )  # fmt: skip
-    assert got == "ROLLBACK" and any("10 s > 5 s" in line for line in fired)
+    assert got == "EXTEND" and any("4/5 checks passed (need 5)" in line for line in fired)

@@ -47,7 +47,7 @@ def test_no_drift_replay_raises_no_critical_drift(marathon_root, tmp_path):
     outcome, result = replay(marathon_root, tmp_path, "none")
     summary = outcome.summary
     assert summary["bars"] == 48 and summary["errors"] == 0
-    assert summary["requests"] == 48 * 4
+    assert summary["requests"] == 48 * (4 + 2)  # the mix plus one bar-close request per symbol
     assert result["incidents"]["critical_drift_checks"] == 0
     assert result["incidents"]["kill_switch_activations"] == 0
     assert not KillSwitch(outcome.settings.data_dir / "serving" / "kill_switch.json").is_on()
@@ -63,3 +63,22 @@ def test_vol_shock_is_caught_turns_the_kill_switch_on_and_rolls_back(marathon_ro
     assert KillSwitch(outcome.settings.data_dir / "serving" / "kill_switch.json").is_on()
     assert result["decision"] == "ROLLBACK"
     assert any("critical drift" in rule for rule in result["rules_fired"])
+
+
+def test_in_process_replay_with_a_dead_feed_trips_the_staleness_guard(marathon_root, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(marathon_root, root)
+    settings = tiny_settings(root, days=DAYS)
+    outcome = run_replay(
+        settings, root / "replay",
+        ReplayConfig(hours=12, requests_per_bar=0, tune_every_bars=0, seed=1,
+                     transport="inprocess", feed_stops_after_hours=3),
+    )  # fmt: skip
+    result = evaluate_marathon(outcome.settings, outcome.summary)
+    stale = [p["staleness"] for p in outcome.summary["timeline"]]
+    assert max(stale[:12]) <= 5.0 and max(stale) > 1800  # fresh until hour 3, then it ages
+    assert result["incidents"]["staleness_events"] > 0
+    assert result["incidents"]["kill_switch_activations"] == 1
+    assert result["decision"] == "ROLLBACK"
+    assert any("staleness reached" in rule for rule in result["rules_fired"])
+    assert outcome.summary["requests"] == 48 * 2  # one bar-close request per symbol and bar
