@@ -221,13 +221,28 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> tuple[
     return registry_dir, reference
 
 
+REFERENCE_DAYS = 5  # the recent reference: this market's days before the marathon
+
+
+def recent_reference(settings: Settings, start: pd.Timestamp, path: Path) -> Path:
+    """The drift reference of a run: the same market's `REFERENCE_DAYS` before the
+    marathon. Each run is a new seed, so the releases' own training windows are another
+    market's levels; comparing against them would measure that mismatch (the drift
+    issue's subject), not the gate."""
+    from levibot.drift import current_window, fit_reference, save_reference
+
+    rows = current_window(settings, hours=24 * REFERENCE_DAYS, now=start)
+    bars = int(pd.Timedelta(hours=settings.drift_current_hours) / pd.Timedelta(minutes=15))
+    return save_reference(path, fit_reference(rows, window_rows=len(settings.symbols) * bars))
+
+
 def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, Any]:
     """One 48 h marathon of a scenario on a new market; the evaluation's key figures."""
     from levibot.ingest import run_ingest
     from levibot.marathon.evaluate import evaluate_marathon
     from levibot.marathon.replay import ReplayConfig, run_replay
 
-    registry_dir, reference = build_scenario_registry(root, name, scenario)
+    registry_dir, _ = build_scenario_registry(root, name, scenario)
     workdir = root / "runs" / name
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -245,6 +260,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     )
     shutil.copytree(registry_dir, Paths.of(settings).registry_dir)
     run_ingest(settings)
+    reference = recent_reference(settings, marathon_start, workdir / "drift_reference.npz")
     config = ReplayConfig(
         hours=MARATHON_HOURS,
         transport="inprocess",
