@@ -260,7 +260,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     )
     shutil.copytree(registry_dir, Paths.of(settings).registry_dir)
     run_ingest(settings)
-    reference = recent_reference(settings, marathon_start, workdir / "drift_reference.npz")
+    reference = recent_reference(settings, marathon_start, Workspace(workdir).drift_reference)
     config = ReplayConfig(
         hours=MARATHON_HOURS,
         transport="inprocess",
