@@ -35,6 +35,7 @@ from levibot.timeframe import timeframe_delta, to_utc, utc_now
 
 TABLES = ("bars", "features")
 ROW_GROUP_SIZE = 2048
+HEAD_BYTES = 64
 COMPACT_ROWS = 512  # delta rows that trigger folding the delta into the table
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,24}$")
 
@@ -56,6 +57,7 @@ class _DeltaMemo:
     inode: int
     offset: int
     frame: pd.DataFrame | None
+    head: bytes  # the file's first bytes: tells a new delta from the one parsed
 
 
 class FeatureStore:
@@ -90,11 +92,13 @@ class FeatureStore:
             self._delta_memo.pop(path, None)
             return None
         memo = self._delta_memo.get(path)
-        if memo is not None and memo.inode == stat.st_ino and memo.offset == stat.st_size:
-            return memo.frame
-        if memo is None or memo.inode != stat.st_ino or stat.st_size < memo.offset:
-            memo = _DeltaMemo(stat.st_ino, 0, None)
         with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)  # a new delta (even on a reused inode) differs here
+            same = memo is not None and memo.inode == stat.st_ino and memo.head == head
+            if same and memo.offset == stat.st_size:
+                return memo.frame
+            if not same or stat.st_size < memo.offset:
+                memo = _DeltaMemo(stat.st_ino, 0, None, head)
             handle.seek(memo.offset)
             data = handle.read(stat.st_size - memo.offset)
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
@@ -116,7 +120,7 @@ class FeatureStore:
                 frame = pd.concat([frame, new])  # the usual case: newer rows at the end
             else:
                 frame = upsert_frames(frame, new)
-        self._delta_memo[path] = _DeltaMemo(stat.st_ino, memo.offset + end, frame)
+        self._delta_memo[path] = _DeltaMemo(stat.st_ino, memo.offset + end, frame, head)
         return frame
 
     def _read_file(self, path: Path) -> pd.DataFrame | None:

@@ -137,3 +137,17 @@ def pq_rows(path) -> int:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(path).metadata.num_rows
+
+
+def test_a_reader_notices_a_new_delta_after_a_fold(store, monkeypatch):
+    import levibot.data.store as module
+
+    monkeypatch.setattr(module, "COMPACT_ROWS", 4)
+    frame = make_bars(40)
+    store.write("BTCUSDT", frame.iloc[:20])
+    reader = FeatureStore(store.root, "15m")  # another process, reading between appends
+    for i in range(20, 40):
+        store.append("BTCUSDT", frame.iloc[i : i + 1])
+        pd.testing.assert_frame_equal(
+            reader.tail("BTCUSDT", 5), frame.iloc[i - 4 : i + 1], check_freq=False
+        )
