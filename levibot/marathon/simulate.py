@@ -177,10 +177,9 @@ def train_market(root: Path, market: str) -> Path:
     return project
 
 
-def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> tuple[Path, Path]:
-    """A registry folder holding the scenario's prod and candidate (artifacts copied) and
-    the drift reference of its prod; reused when present. Returns (registry dir, .npz)."""
-    from levibot.drift import release_reference, save_reference
+def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> Path:
+    """A registry folder holding the scenario's prod and candidate (artifacts copied);
+    reused when present."""
     from levibot.registry import (
         bootstrap_prod,
         load_registry,
@@ -189,10 +188,10 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> tuple[
     )
 
     target = Workspace(root / "scenarios" / name)
-    registry_dir, reference = target.registry_dir, target.drift_reference
+    registry_dir = target.registry_dir
     scenario_paths = Paths.of(_settings(target.root))  # its registry dir: target.registry_dir
-    if scenario_paths.registry.exists() and reference.exists():
-        return registry_dir, reference
+    if scenario_paths.registry.exists():
+        return registry_dir
     if target.root.exists():
         shutil.rmtree(target.root)
     entries = {}
@@ -211,14 +210,12 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> tuple[
                 shutil.copytree(
                     source.registry_dir / folder, registry_dir / folder, dirs_exist_ok=True
                 )
-        entries[role] = (entry, project)
+        entries[role] = entry
     registry_file = scenario_paths.registry
-    bootstrap_prod(registry_file, entries["prod"][0], reason="simulation scenario " + name)
-    register_candidate(registry_file, entries["candidate"][0], reason="simulation scenario " + name)
+    bootstrap_prod(registry_file, entries["prod"], reason="simulation scenario " + name)
+    register_candidate(registry_file, entries["candidate"], reason="simulation scenario " + name)
     update_canary_policy(scenario_paths.canary_policy, thresholds={"canary_min_sharpe": -1e6})
-    prod_entry, prod_project = entries["prod"]
-    save_reference(reference, release_reference(_settings(prod_project), prod_entry))
-    return registry_dir, reference
+    return registry_dir
 
 
 REFERENCE_DAYS = 5  # the recent reference: this market's days before the marathon
@@ -242,7 +239,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     from levibot.marathon.evaluate import evaluate_marathon
     from levibot.marathon.replay import ReplayConfig, run_replay
 
-    registry_dir, _ = build_scenario_registry(root, name, scenario)
+    registry_dir = build_scenario_registry(root, name, scenario)
     workdir = root / "runs" / name
     if workdir.exists():
         shutil.rmtree(workdir)
