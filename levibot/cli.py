@@ -136,9 +136,10 @@ def _add_tune(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
 
 DRIFT_EPILOG = """\
 exit codes: 0 ok, 1 warning, 2 critical (the kill switch was turned on),
-3 insufficient data. An error prints one 'error: ...' line and also exits 2,
-so a script that must tell 'critical' from an error should pass --json and read
-"status" (an error prints no JSON).
+3 insufficient data, 4 the reference file is unreadable (refit it). An error
+prints one 'error: ...' line and also exits 2, so a script that must tell
+'critical' from an error should pass --json and read "status" (an error prints
+no JSON).
 """
 
 
@@ -167,9 +168,12 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     drift = sub.add_parser(
         "drift",
         parents=[common],
-        help="feature drift (PSI/KS) of the newest bars vs the prod training window",
-        description="Per-feature PSI/KS of the newest bars against the prod training "
-        "window; CRITICAL drift turns the kill switch on.",
+        help="drift of the newest bars vs the prod training window (features, dead feeds, "
+        "the served releases' loss)",
+        description="Per-feature PSI/KS and short-window scale of the newest bars against "
+        "the prod training window, each against its own noise-calibrated limits; dead or "
+        "missing feeds; the served releases' realised log loss against their test level. "
+        "CRITICAL turns the kill switch on.",
         epilog=DRIFT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -23,6 +23,10 @@ from typing import Any
 import pandas as pd
 
 from levibot.dataset import BAR_RETURN, LABEL_DIRECTION, LABEL_RETURN
+from levibot.drift.job import window_bars
+from levibot.drift.performance import loss_baseline, per_bar_loss
+from levibot.drift.predictions import ARTIFACT as PREDICTION_ARTIFACT
+from levibot.drift.predictions import fit_prediction_reference, save_prediction_reference
 from levibot.io import read_json, write_json_atomic
 from levibot.models.calibration import (
     FITTERS,
@@ -133,6 +137,23 @@ def code_version() -> str:
         return "unknown"
 
 
+def test_loss_baseline(predictions: pd.DataFrame, horizon: int) -> dict[str, float]:
+    """The calibrated test-window per-bar log-loss level the performance monitor
+    compares the served release with (`levibot.drift.performance`)."""
+    test = predictions[predictions["window"] == "test"].dropna(subset=[LABEL_DIRECTION])
+    losses = per_bar_loss(
+        test[LABEL_DIRECTION].to_numpy(), test["p_cal"].to_numpy(), test.index.to_numpy()
+    )
+    return loss_baseline(losses, horizon)
+
+
+def prediction_reference_file(settings: Settings, model: CalibratedModel, directory: Path) -> Path:
+    """The test window's calibrated P(up) as a prediction-drift reference file."""
+    test = model.predictions[model.predictions["window"] == "test"].dropna(subset=["p_cal"])
+    bars = window_bars(settings.drift_current_hours, settings.timeframe)
+    return save_prediction_reference(directory, fit_prediction_reference(test, bars))
+
+
 def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Registry metrics must be finite numbers (NaN AUC on a one-class window is dropped)."""
     return {
@@ -168,9 +189,15 @@ def build_entry(
         }
         if kind == POLICY_MODEL:
             metrics.update({f"policy_{k}": v for k, v in _finite(policy_test_metrics).items()})
+            metrics.update(_finite(test_loss_baseline(model.predictions, settings.horizon)))
+        artifacts = {"model": artifact_ref(run["artifact"], base)}
+        if kind == POLICY_MODEL:
+            artifacts[PREDICTION_ARTIFACT] = artifact_ref(
+                prediction_reference_file(settings, model, Path(run["artifact"]).parent), base
+            )
         specs[kind] = ModelSpec(
             kind=kind,
-            artifacts={"model": artifact_ref(run["artifact"], base)},
+            artifacts=artifacts,
             features=run["features"],
             calibration=CalibrationInfo(
                 method=model.calibration["method"],

@@ -9,12 +9,14 @@ and an operator changes them in one place (hot-reloaded by the server).
 Defaults follow the go-live guide: ECE <= 0.05 target and <= 0.06 acceptable, tighten the
 policy above 0.07; staleness <= 1800 s (2 bars of 15m); >= 20 shadow trades; promote on
 Sharpe_canary >= Sharpe_prod + 0.2 and MaxDD_canary <= 0.9 x MaxDD_prod; roll back on
-Sharpe_canary < Sharpe_prod - 0.3; PSI 0.2 warning / 0.3 critical.
+Sharpe_canary < Sharpe_prod - 0.3; PSI 0.2 warning / 0.3 critical as floors under
+each feature's own noise-calibrated drift limits (`DriftThresholds`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,35 +68,135 @@ class GateRules(_Strict):
         return self
 
 
-class DriftThresholds(_Strict):
-    """Per-feature drift limits; a value strictly above a threshold trips it."""
+class DriftLimits(NamedTuple):
+    """One feature's effective thresholds in one check (a value strictly above trips).
+    The scale ratios are one-sided: a volatility burst; a feed that goes quiet is the
+    dead-feed check's."""
 
-    psi_warning: float = Field(default=0.2, ge=0)
+    psi_warning: float
+    psi_critical: float
+    ks_warning: float
+    ks_critical: float
+    scale_high: float | None = None  # the newest bars' scale over the window's
+    level_scale_high: float | None = None  # the window's scale over the reference's
+
+
+LEGACY_DRIFT_KEYS = ("critical_over_baseline",)  # older policy files; no longer meaningful
+Quantile = Callable[[float], float]  # tail probability -> the noise's (1 - tail) quantile
+
+
+class DriftThresholds(_Strict):
+    """Drift limits, calibrated to a false-alarm rate rather than fixed numbers.
+
+    Each feature's statistics are compared with their own noise: the distribution of
+    the same statistic over ordinary windows of the reference (see `levibot.drift`).
+    A limit is that noise's quantile at a tail probability: critical uses a Bonferroni
+    share of `false_alarm_rate` (the target share of no-drift marathons with any
+    critical check) split over the features, the independent windows of a marathon and
+    the statistics; warning uses `warning_rate` per check and feature. The guide's
+    fixed levels are floors (never *more* sensitive than PSI 0.2 / 0.3), the caps keep
+    a noisy feature from going blind. The check as a whole is critical on distribution
+    evidence only when `min_critical_features` features are beyond their critical limits
+    at once (one alone is a warning: a bursty feed such as news has days no ordinary
+    window foresaw); a dead, stalled or missing feed is critical by itself.
+    """
+
+    psi_warning: float = Field(default=0.2, ge=0)  # floors: the go-live guide's levels
     psi_critical: float = Field(default=0.3, ge=0)
     ks_warning: float = Field(default=0.15, ge=0, le=1)
     ks_critical: float = Field(default=0.25, ge=0, le=1)
+    psi_cap: float = Field(default=4.0, gt=0)  # never blinder than this
+    ks_cap: float = Field(default=0.7, gt=0, le=1)
+    scale_floor: float = Field(default=1.5, gt=1)  # a scale change smaller is never critical
+    scale_cap: float = Field(default=10.0, gt=1)
+    false_alarm_rate: Probability = 0.04  # no-drift marathons with a critical feature check
+    marathon_hours: float = Field(default=48.0, gt=0)  # what the rate refers to
+    short_window_bars: int = Field(default=8, ge=4)  # the fast scale check's window
+    warning_rate: Probability = 0.05  # per check and feature
+    min_critical_features: int = Field(default=2, ge=1)  # distribution evidence needed at once
     min_rows: int = Field(default=48, ge=1)  # current rows (pooled over symbols) to judge
-    critical_over_baseline: float = Field(default=1.5, ge=1)  # x the ordinary-window baseline
+    dead_feed_bars: int = Field(default=4, ge=2)  # a feed unchanged / missing this long
+    performance_false_alarm_rate: Probability = 0.01  # the loss monitor, per marathon
+    performance_shift: float = Field(default=0.5, gt=0)  # loss shift it is tuned to, in sd
+    # what a loss-monitor alarm does: "warning" until its rate on no-drift marathons is
+    # acceptable (measured 40% of equal-release marathons with critical: the test-window
+    # level understates the loss a release has on a new market), "critical" kills
+    performance_severity: Literal["warning", "critical"] = "warning"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in LEGACY_DRIFT_KEYS}
+        return data
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftThresholds:
-        if not self.psi_warning <= self.psi_critical:
-            raise ValueError("need 0 <= psi_warning <= psi_critical")
-        if not self.ks_warning <= self.ks_critical:
-            raise ValueError("need 0 <= ks_warning <= ks_critical <= 1")
+        if not self.psi_warning <= self.psi_critical <= self.psi_cap:
+            raise ValueError("need 0 <= psi_warning <= psi_critical <= psi_cap")
+        if not self.ks_warning <= self.ks_critical <= self.ks_cap:
+            raise ValueError("need 0 <= ks_warning <= ks_critical <= ks_cap <= 1")
+        if not self.scale_floor <= self.scale_cap:
+            raise ValueError("need 1 < scale_floor <= scale_cap")
         return self
 
+    def critical_tail(self, features: int, window_hours: float, statistics: int) -> float:
+        """The tail probability of one critical statistic: half the marathon budget for
+        the current-window statistics and half for the short scale check, each split
+        over the features, the marathon's independent windows and the statistics."""
+        windows = self.marathon_hours / window_hours + 1
+        return self.false_alarm_rate / 2 / (max(features, 1) * windows * statistics)
+
+    def limits(
+        self,
+        *,
+        psi_at: Quantile,
+        ks_at: Quantile,
+        features: int,
+        window_hours: float,
+        scale_at: Quantile | None = None,
+        level_scale_at: Quantile | None = None,
+        short_hours: float = 2.0,
+    ) -> DriftLimits:
+        """Effective thresholds of a feature from its noise quantiles (each maps a tail
+        probability to the statistic's (1 - tail) quantile under no drift)."""
+        crit = self.critical_tail(features, window_hours, 3)
+        warn = self.warning_rate / 2
+        psi_crit = min(self.psi_cap, max(self.psi_critical, psi_at(crit)))
+        ks_crit = min(self.ks_cap, max(self.ks_critical, ks_at(crit)))
+
+        def scale_limit(at: Quantile | None, tail: float) -> float | None:
+            return None if at is None else self.clamp_scale(at(tail))
+
+        return DriftLimits(
+            psi_warning=min(psi_crit, max(self.psi_warning, psi_at(warn))),
+            psi_critical=psi_crit,
+            ks_warning=min(ks_crit, max(self.ks_warning, ks_at(warn))),
+            ks_critical=ks_crit,
+            # the short family: each feature's scale and their joint mean (one more)
+            scale_high=scale_limit(scale_at, self.critical_tail(features + 1, short_hours, 1)),
+            level_scale_high=scale_limit(level_scale_at, crit),
+        )
+
+    def clamp_scale(self, limit: float) -> float:
+        """A scale-ratio limit between the floor and the cap."""
+        return min(self.scale_cap, max(self.scale_floor, limit))
+
+    @staticmethod
     def level(
-        self, psi_value: float, ks_value: float, *, psi_base: float = 0.0, ks_base: float = 0.0
-    ) -> Literal["ok", "warning", "critical"]:
-        """Status of one feature. `psi_base` / `ks_base` are the feature's baseline (the
-        worst ordinary reference window): warning above max(fixed warning, baseline),
-        critical above max(fixed critical, critical_over_baseline x baseline)."""
-        psi_crit = max(self.psi_critical, self.critical_over_baseline * psi_base)
-        ks_crit = min(1.0, max(self.ks_critical, self.critical_over_baseline * ks_base))
-        if psi_value > psi_crit or ks_value > ks_crit:
+        psi_value: float,
+        ks_value: float,
+        limits: DriftLimits,
+        scale: float | None = None,
+        level_scale: float | None = None,
+    ) -> str:
+        """Status of one feature against its effective limits."""
+        if psi_value > limits.psi_critical or ks_value > limits.ks_critical:
             return CRITICAL
-        if psi_value > max(self.psi_warning, psi_base) or ks_value > max(self.ks_warning, ks_base):
+        for value, limit in ((scale, limits.scale_high), (level_scale, limits.level_scale_high)):
+            if value is not None and limit is not None and value > limit:
+                return CRITICAL
+        if psi_value > limits.psi_warning or ks_value > limits.ks_warning:
             return WARNING
         return OK
 

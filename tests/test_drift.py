@@ -14,13 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
+from levibot.calendar import calendar_named
 from levibot.cli import main
 from levibot.drift import (
     CRITICAL,
     EPSILON,
     INSUFFICIENT,
+    MISSING_FEATURE,
     NO_DATA,
     OK,
+    REFERENCE_UNREADABLE,
     WARNING,
     DriftError,
     DriftThresholds,
@@ -127,9 +130,23 @@ def test_ks_equals_scipy(kind: str, shift: float) -> None:
     cur = np.sort((_sample(kind, 700, 2) + shift).astype(np.float32))
     expected = ks_2samp(ref, cur).statistic
     assert ks_statistic(ref, cur) == pytest.approx(expected, abs=1e-12)
-    frame = _frame({"x": cur.astype(np.float64)})
-    stats = fit_reference(_frame({"x": ref.astype(np.float64)}), ["x"])
+    # in time order the samples are shuffled (sorted values would be a persistent
+    # series, which the check monitors by its changes)
+    rng = np.random.default_rng(7)
+    frame = _frame({"x": rng.permutation(cur).astype(np.float64)})
+    stats = fit_reference(_frame({"x": rng.permutation(ref).astype(np.float64)}), ["x"])
+    assert stats.methods == {"x": "level"}
     assert check_drift(stats, frame).features["x"].ks == pytest.approx(expected, abs=1e-12)
+
+
+def test_ks_counts_repeated_infinities_as_one_value() -> None:
+    values = np.random.default_rng(3).normal(size=1000)
+    values[:200] = np.inf
+    ordered = np.sort(values)
+    assert ks_2samp(ordered, ordered).statistic == 0.0
+    assert ks_statistic(ordered, ordered) == 0.0
+    shifted = np.sort(np.where(np.isinf(values), -np.inf, values + 0.1))
+    assert ks_statistic(ordered, shifted) == pytest.approx(ks_2samp(ordered, shifted).statistic)
 
 
 def test_ks_one_sided_cases() -> None:
@@ -160,11 +177,17 @@ def test_shift_crosses_warning_then_critical(reference_frame: pd.DataFrame) -> N
     assert a.status == OK and a.psi < 0.05 and a.ks < 0.05
     assert b.status == WARNING and (b.psi > 0.2 or b.ks > 0.15)
     assert c.status == CRITICAL and c.psi > 0.3 and c.ks > 0.25
-    assert result.status == CRITICAL and result.critical_features == ["c"]
-    assert result.warning_features == ["b"]
+    assert result.critical_features == ["c"] and result.warning_features == ["b"]
+    # one feature beyond its limit is a warning overall; two at once are critical
+    assert result.status == WARNING
+    assert "only c beyond its critical limit" in result.reasons[0]
+    assert check_drift(stats, _current({"b": 1.5, "c": 1.5})).status == CRITICAL
+    single = DriftThresholds(min_critical_features=1)
+    assert check_drift(stats, _current({"c": 1.5}), single).status == CRITICAL
     # the thresholds are data: loosen them and the same drift is only a warning
-    loose = DriftThresholds(psi_critical=10.0, ks_critical=0.9)
-    assert check_drift(stats, _current({"c": 1.5}), loose).status == WARNING
+    loose = DriftThresholds(psi_critical=10.0, psi_cap=10.0, ks_critical=0.9, ks_cap=0.9)
+    both = check_drift(stats, _current({"b": 1.5, "c": 1.5}), loose)
+    assert both.status == WARNING and both.critical_features == []
     assert check_drift(stats, _current({})).status == OK
 
 
@@ -201,20 +224,28 @@ def test_all_nan_feature_is_no_data(reference_frame: pd.DataFrame) -> None:
     assert d.status == NO_DATA and d.psi is None and d.ks is None
     assert d.nan_share_current == 1.0
     assert result.status == OK  # a feature with no reference data cannot drift
-    # a feed that had data in the reference and died now is at least a warning
+    # a feed that had data in the reference and died now is a dead feed: critical
     current_dead_b = _current({}).assign(b=np.nan, d=np.nan)
     result = check_drift(stats, current_dead_b)
-    assert result.features["b"].status == NO_DATA
-    assert result.status == WARNING and "b" in result.reasons[0]
-    # nothing comparable at all: insufficient, not ok
-    all_nan = current.assign(a=np.nan, b=np.nan, c=np.nan)
-    assert check_drift(stats, all_nan).status == INSUFFICIENT
+    assert result.features["b"].status == CRITICAL
+    assert result.features["b"].dead_feed == "b missing for the last 2000 bars"
+    assert result.status == CRITICAL and result.dead_features == ["b"]
+    # a few NaN at the end are not a dead feed (the reference's longest NaN run is 0)
+    short_gap = _current({}).assign(d=np.nan)
+    short_gap.iloc[-3:, 1] = np.nan
+    assert check_drift(stats, short_gap).features["b"].dead_feed is None
+    # too few rows and no dead feed: insufficient, not ok
+    assert check_drift(stats, _current({}, n=3).assign(d=np.nan)).status == INSUFFICIENT
 
 
-def test_missing_column_is_an_error(reference_frame: pd.DataFrame) -> None:
+def test_missing_column_is_a_named_critical_status(reference_frame: pd.DataFrame) -> None:
     stats = fit_reference(reference_frame, ["a", "b", "c"])
+    result = check_drift(stats, _current({}).drop(columns="c"))
+    assert result.features["c"].status == MISSING_FEATURE and result.features["c"].psi is None
+    assert result.status == CRITICAL
+    assert result.reasons == ["features missing from the current rows: c"]
     with pytest.raises(ValueError, match="lacks feature columns"):
-        check_drift(stats, _current({}).drop(columns="c"))
+        fit_reference(reference_frame, ["a", "zz"])  # at fit time it is a programming error
 
 
 def test_reference_round_trip(tmp_path: Path, reference_frame: pd.DataFrame) -> None:
@@ -266,11 +297,12 @@ def _ingest_with_reference(settings: Settings) -> Path:
     """Ingest the window and store a reference fitted on days 3..8 (before any drift)."""
     run_ingest(settings, now=END)
     store = Paths.of(settings).store()
-    pooled = pd.concat([store.read(symbol) for symbol in settings.symbols])
     start, stop = END - pd.Timedelta(days=7), END - pd.Timedelta(days=2)
-    rows = pooled[(pooled.index >= start) & (pooled.index < stop)]
-    window_rows = 96 * len(settings.symbols)  # a 24h current window of 15m bars
-    reference = fit_reference(rows, window_rows=window_rows)
+    frames = {
+        symbol: frame[(frame.index >= start) & (frame.index < stop)]
+        for symbol, frame in ((s, store.read(s)) for s in settings.symbols)
+    }
+    reference = fit_reference(frames, window_bars=96)  # a 24h current window of 15m bars
     return save_reference(settings.data_dir / "reference.npz", reference)
 
 
@@ -284,8 +316,8 @@ def _audit(settings: Settings) -> AuditLog:
 
 # Features the scenario moves while the same seed's undrifted market leaves them 'ok'.
 SCENARIO_FEATURES = {
-    "vol_shock": ["ret_1", "ret_3", "ema_20"],
-    "feature_freeze": ["oi_chg_3", "ob_imb", "snews_conf"],
+    "vol_shock": ["ret_3", "ema_20"],
+    "feature_freeze": ["oi_chg_3", "ob_imb"],
 }
 
 
@@ -349,6 +381,72 @@ def test_reference_fitted_from_the_prod_training_window(
     early = run_drift_check(settings, now=END - pd.Timedelta(days=3, minutes=5))
     assert early.window_end == (END - pd.Timedelta(days=3, minutes=15)).isoformat()
     assert early.status != INSUFFICIENT
+
+
+def test_bad_inputs_get_named_statuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tmp_path, monkeypatch, "none")
+    reference = _ingest_with_reference(settings)
+    # a corrupt reference file: a named status and a report, the kill switch untouched
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(reference.read_bytes()[:200])
+    result = run_drift_check(settings, reference_path=corrupt)
+    assert result.status == REFERENCE_UNREADABLE and result.exit_code == 4
+    assert "refit it" in result.reasons[0] and str(tmp_path) not in result.reasons[0]
+    latest = json.loads((settings.registry_dir / "drift" / "latest.json").read_text())
+    assert latest["status"] == REFERENCE_UNREADABLE
+    assert not _switch(settings).is_on()
+    # a window shorter than min_rows: insufficient, never ok
+    short = run_drift_check(
+        settings, reference_path=reference, thresholds=DriftThresholds(min_rows=10_000)
+    )
+    assert short.status == INSUFFICIENT
+    # a feature missing from the current rows: named, and critical (its feed is gone)
+    loaded = load_reference(reference)
+    store = Paths.of(settings).store()
+    frames = {s: store.read(s).drop(columns="ob_imb").iloc[-96:] for s in settings.symbols}
+    missing = check_drift(loaded, frames)
+    assert missing.features["ob_imb"].status == MISSING_FEATURE
+    assert missing.status == CRITICAL and "ob_imb" in missing.reasons[-1]
+
+
+def test_a_stalled_feed_is_a_dead_feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tmp_path, monkeypatch, "none")
+    reference = _ingest_with_reference(settings)
+    # the check runs 2 h after the newest stored bar: 8 bars never arrived
+    result = run_drift_check(settings, reference_path=reference, now=END + pd.Timedelta(hours=2))
+    assert result.status == CRITICAL
+    assert "dead feed: BTCUSDT has no new bar for 8 bars" in result.reasons
+    # an FX market closed for the weekend has no missing bar: 2026-01-17 is a Saturday
+    fx = settings.model_copy(update={"market_calendar": "fx"})
+    loaded = load_reference(reference)
+    store = Paths.of(settings).store()
+    friday_close = pd.Timestamp("2026-01-16T22:00:00Z")
+    frames = {
+        s: store.read(s).set_axis(store.read(s).index + (friday_close - END), axis=0)
+        for s in settings.symbols
+    }
+    weekend = check_drift(
+        loaded,
+        {s: f.iloc[-96:] for s, f in frames.items()},
+        window_end=friday_close + pd.Timedelta(hours=30),
+        bar=pd.Timedelta(minutes=15),
+        calendar=calendar_named(fx.market_calendar),
+    )
+    assert not any("no new bar" in reason for reason in weekend.reasons)
+
+
+def test_thresholds_are_stored_per_feature_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path, monkeypatch, "none")
+    result = run_drift_check(settings, reference_path=_ingest_with_reference(settings))
+    report = json.loads((settings.registry_dir / "drift" / "latest.json").read_text())
+    ret_1 = report["features"]["ret_1"]
+    threshold_keys = {k for k in ret_1 if "threshold" in k}
+    assert {"psi_critical_threshold", "ks_critical_threshold"} <= threshold_keys
+    assert ret_1["psi_critical_threshold"] >= result.thresholds.psi_critical  # the floor
+    assert report["features"]["ema_200"]["method"] in {"change", "change2"}
+    assert report["features"]["ret_1"]["method"] == "level"
 
 
 # --------------------------------------------------------------------------- CLI

@@ -52,7 +52,9 @@ worst of ok < warning < critical over the compared features, raised to at least
 from levibot.drift.check import (
     EXIT_CODES,
     INSUFFICIENT,
+    MISSING_FEATURE,
     NO_DATA,
+    REFERENCE_UNREADABLE,
     SEVERITY,
     DriftResult,
     FeatureDrift,
@@ -61,11 +63,15 @@ from levibot.drift.check import (
 )
 from levibot.drift.job import (
     DriftError,
+    current_frames,
     current_window,
+    pooled,
     prod_reference,
     release_reference,
     run_drift_check,
+    window_bars,
 )
+from levibot.drift.monitoring import CHANGE, LEVEL, MONITORED_FEATURES, PERSISTENT
 from levibot.drift.reference import (
     REFERENCE_FORMAT,
     ReferenceStats,
@@ -85,14 +91,20 @@ from levibot.drift.stats import (
 from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds
 
 __all__ = [
+    "CHANGE",
     "CRITICAL",
     "DEFAULT_BINS",
     "EPSILON",
     "EXIT_CODES",
     "INSUFFICIENT",
+    "LEVEL",
+    "MISSING_FEATURE",
+    "MONITORED_FEATURES",
     "NO_DATA",
     "OK",
+    "PERSISTENT",
     "REFERENCE_FORMAT",
+    "REFERENCE_UNREADABLE",
     "SEVERITY",
     "WARNING",
     "DriftError",
@@ -103,15 +115,18 @@ __all__ = [
     "bin_counts_sorted",
     "bin_proportions",
     "check_drift",
+    "current_frames",
     "current_window",
     "fit_reference",
     "format_table",
     "ks_statistic",
     "load_reference",
+    "pooled",
     "prod_reference",
     "psi",
     "psi_bins",
     "release_reference",
     "run_drift_check",
     "save_reference",
+    "window_bars",
 ]

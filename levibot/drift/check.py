@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from levibot.drift.reference import ReferenceStats, _index_bounds, _sorted_columns
+from levibot.calendar import TradingCalendar
+from levibot.drift.monitoring import DIFFERENCES, LEVEL, Frames, trailing_run
+from levibot.drift.reference import MonitoredRows, ReferenceStats, monitored_rows, recent_scale
 from levibot.drift.stats import bin_counts_sorted, ks_statistic, psi
-from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds
+from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds, Quantile
 from levibot.timeframe import to_utc, utc_now
 
 NO_DATA, INSUFFICIENT = "no_data", "insufficient_data"
+MISSING_FEATURE, REFERENCE_UNREADABLE = "missing_feature", "reference_unreadable"
 SEVERITY = {OK: 0, WARNING: 1, CRITICAL: 2}
-EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, INSUFFICIENT: 3}
+EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, INSUFFICIENT: 3, REFERENCE_UNREADABLE: 4}
 
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """One feature's drift; psi/ks are None when there was nothing to compare."""
+    """One feature's drift; psi/ks are None when there was nothing to compare, the
+    thresholds are this check's effective ones, `dead_feed` says why a feed is dead."""
 
     feature: str
+    method: str
     status: str
     psi: float | None
     ks: float | None
@@ -29,6 +37,15 @@ class FeatureDrift:
     n_reference: int
     nan_share_current: float | None
     nan_share_reference: float | None
+    psi_warning_threshold: float | None = None
+    psi_critical_threshold: float | None = None
+    ks_warning_threshold: float | None = None
+    ks_critical_threshold: float | None = None
+    scale: float | None = None  # the newest bars' scale over the rest of the window's
+    scale_high_threshold: float | None = None
+    level_scale: float | None = None  # the window's scale over the reference's
+    level_scale_high_threshold: float | None = None
+    dead_feed: str | None = None
 
 
 @dataclass
@@ -47,6 +64,7 @@ class DriftResult:
     thresholds: DriftThresholds
     reasons: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    joint_scales: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def critical_features(self) -> list[str]:
@@ -55,6 +73,10 @@ class DriftResult:
     @property
     def warning_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f.status == WARNING]
+
+    @property
+    def dead_features(self) -> list[str]:
+        return [name for name, f in self.features.items() if f.dead_feed]
 
     @property
     def exit_code(self) -> int:
@@ -73,7 +95,9 @@ class DriftResult:
             },
             "critical_features": self.critical_features,
             "warning_features": self.warning_features,
+            "dead_features": self.dead_features,
             "reasons": list(self.reasons),
+            "joint_scales": self.joint_scales,
             "thresholds": self.thresholds.model_dump(),
             "features": {name: asdict(f) for name, f in self.features.items()},
             **self.extra,
@@ -84,23 +108,158 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def noise_quantiles(
+    reference: ReferenceStats, name: str, n_current: int
+) -> tuple[Quantile, Quantile, Quantile | None, Quantile | None]:
+    """The feature's noise quantiles at a tail probability, at this sample size.
+
+    PSI / KS: the larger of (a) the ordinary windows' log-normal fit, exp(center + z x
+    spread), scaled from their size to `n_current` (PSI ~ 1/n, KS ~ 1/sqrt(n)), and (b)
+    the sampling noise of independent rows (PSI ~ chi2(bins - 1) x (1/n + 1/N), KS ~
+    Kolmogorov x sqrt(1/n + 1/N)). The scale ratios: exp(center + z x spread) of their
+    log over the ordinary windows (None when the reference could not measure them).
+    """
+    from scipy import stats  # slow to import; only a check needs it
+
+    n_ref = max(reference.n[name], 1)
+    df = max(reference.inner_edges[name].size, 1)
+    noise = reference.noise.get(name, {})
+    size = reference.window_rows / n_current if reference.window_rows else 1.0
+
+    def fitted(key: str, tail: float, power: float) -> float:
+        if f"{key}_center" not in noise:
+            return 0.0
+        z = float(stats.norm.isf(tail))
+        return math.exp(noise[f"{key}_center"] + z * noise[f"{key}_spread"]) * size**power
+
+    def psi_at(tail: float) -> float:
+        iid = float(stats.chi2.isf(tail, df)) * (1 / n_current + 1 / n_ref)
+        return max(iid, fitted("psi", tail, 1.0))
+
+    def ks_at(tail: float) -> float:
+        iid = float(stats.kstwobign.isf(tail)) * math.sqrt(1 / n_current + 1 / n_ref)
+        return max(iid, fitted("ks", tail, 0.5))
+
+    def lognormal(key: str) -> Callable[[float], float] | None:
+        if f"{key}_center" not in noise:
+            return None
+        center, spread = noise[f"{key}_center"], noise[f"{key}_spread"]
+        return lambda tail: math.exp(center + float(stats.norm.isf(tail)) * spread)
+
+    return psi_at, ks_at, lognormal("scale"), lognormal("level_scale")
+
+
+def distinct_times(times: np.ndarray) -> np.ndarray:
+    """The distinct values of sorted times (O(n), no second sort)."""
+    if times.size == 0:
+        return times
+    return times[np.concatenate(([True], times[1:] != times[:-1]))]
+
+
+def short_window(rows: MonitoredRows, bars: int, distinct: np.ndarray) -> slice:
+    """The columns of the last `bars` distinct bar times (rows are in time order)."""
+    if distinct.size == 0:
+        return slice(0, 0)
+    first = distinct[max(distinct.size - bars, 0)]
+    return slice(int(np.searchsorted(rows.times, first, side="left")), rows.rows)
+
+
+def dead_feed_reason(
+    reference: ReferenceStats, name: str, raw: dict[str, np.ndarray], j: int, bars: int
+) -> str | None:
+    """Why the feature's feed is dead in some symbol (stuck or gone), or None.
+
+    Stuck: its last value repeated for more bars than `bars` and twice the longest
+    repeat of the reference; gone: NaN for that long at the end of the window where the
+    reference never was.
+    """
+    if reference.n.get(name, 0) == 0:
+        return None
+    stuck_after = max(bars, 2 * reference.longest_repeat.get(name, 0))
+    gone_after = max(bars, 2 * reference.longest_nan.get(name, 0))
+    for symbol, values in raw.items():
+        repeat, missing = trailing_run(values[j])
+        where = f" on {symbol}" if symbol else ""
+        if repeat >= stuck_after:
+            return (
+                f"{name}{where} unchanged for the last {repeat} bars "
+                f"(reference longest {reference.longest_repeat.get(name, 0)})"
+            )
+        if missing >= gone_after:
+            return f"{name}{where} missing for the last {missing} bars"
+    return None
+
+
+def stalled_symbols(
+    rows: MonitoredRows,
+    window_end: pd.Timestamp | None,
+    bar: pd.Timedelta | None,
+    bars: int,
+    calendar: TradingCalendar | None,
+) -> list[str]:
+    """Symbols whose newest bar is `bars` or more open-market bars before the window end."""
+    if window_end is None or bar is None:
+        return []
+    out = []
+    for symbol, last in rows.last_bar.items():
+        if last is None:
+            out.append(f"{symbol or 'the series'} has no bar in the window")
+            continue
+        gap = (
+            calendar.open_seconds(last + bar, window_end)
+            if calendar is not None
+            else (window_end - (last + bar)).total_seconds()
+        )
+        missed = int(gap // bar.total_seconds())
+        if missed >= bars:
+            out.append(f"{symbol or 'the series'} has no new bar for {missed} bars")
+    return out
+
+
 def check_drift(
     reference: ReferenceStats,
-    current_frame: pd.DataFrame,
+    current: Frames,
     thresholds: DriftThresholds | None = None,
     *,
     timestamp: pd.Timestamp | str | None = None,
+    window_end: pd.Timestamp | None = None,
+    bar: pd.Timedelta | None = None,
+    calendar: TradingCalendar | None = None,
 ) -> DriftResult:
-    """PSI and KS of every reference feature in `current_frame`, with statuses."""
+    """PSI and KS of every reference feature in `current` (one frame per symbol, or
+    one frame), each against its own noise-calibrated limits, plus the dead-feed checks.
+
+    With `window_end` and `bar`, a symbol without new bars for `dead_feed_bars`
+    open-market bars (`calendar`) is a dead feed too.
+    """
     thresholds = thresholds if thresholds is not None else DriftThresholds()
-    ordered, counts = _sorted_columns(current_frame, reference.features)
-    rows = len(current_frame)
+    rows = monitored_rows(current, reference.features, reference.methods)
+    ordered = np.sort(rows.values, axis=1)
+    counts = rows.rows - np.isnan(rows.values).sum(axis=1)
+    n_rows = rows.rows
+    compared_features = sum(1 for name in reference.features if reference.n[name] > 0)
+    bar_hours = (bar / pd.Timedelta(hours=1)) if bar is not None else 0.25
+    distinct = distinct_times(rows.times)
+    window_hours = max(distinct.size, 1) * bar_hours
+    short_bars = reference.short_window_bars or thresholds.short_window_bars  # as fitted
+    short_hours = short_bars * bar_hours
+    recent_cols = short_window(rows, short_bars, distinct)
+
+    def needed(name: str) -> int:
+        """min_rows, less the first bar(s) of each symbol a change cannot be taken on."""
+        lost = DIFFERENCES.get(reference.methods.get(name, LEVEL), 0) * len(rows.raw)
+        return max(1, thresholds.min_rows - lost)
+
     results: dict[str, FeatureDrift] = {}
     lost: list[str] = []
     for j, name in enumerate(reference.features):
         n_ref, n_cur = reference.n[name], int(counts[j])
-        psi_value = ks_value = None
-        if n_ref == 0 or n_cur == 0:
+        psi_value = ks_value = scale = level_scale = None
+        limits = None
+        dead = None
+        if name in rows.missing:
+            status = MISSING_FEATURE if n_ref > 0 else NO_DATA
+        elif n_ref == 0 or n_cur == 0:
             status = NO_DATA
         else:
             column = ordered[j, :n_cur]
@@ -109,57 +268,163 @@ def check_drift(
             # float64 -> float32 is monotone, so the rounded column stays sorted
             ref_sorted = reference.sorted_values[name]
             ks_value = ks_statistic(ref_sorted, column.astype(ref_sorted.dtype))
+            psi_at, ks_at, scale_at, level_scale_at = noise_quantiles(reference, name, n_cur)
+            if scale_at is not None or level_scale_at is not None:
+                # the window's median absolute deviation from the reference median: the
+                # scale both ratios divide by (the newest bars' own share of it is small)
+                window_deviation = float(
+                    np.median(np.abs(column - reference.noise[name]["median"]))
+                )
+            limits = thresholds.limits(
+                psi_at=psi_at,
+                ks_at=ks_at,
+                scale_at=scale_at,
+                level_scale_at=level_scale_at,
+                features=compared_features,
+                window_hours=window_hours,
+                short_hours=short_hours,
+            )
+            scale = None
+            if scale_at is not None:
+                scale = recent_scale(
+                    rows.values[j, recent_cols],
+                    rows.values[j, : recent_cols.start],
+                    reference.noise[name]["median"],
+                    base=window_deviation,
+                )
+            if level_scale_at is not None:
+                level_scale = window_deviation / reference.noise[name]["mad"]
             status = (
                 INSUFFICIENT
-                if n_cur < thresholds.min_rows
-                else thresholds.level(
-                    psi_value,
-                    ks_value,
-                    psi_base=reference.baseline_psi.get(name, 0.0),
-                    ks_base=reference.baseline_ks.get(name, 0.0),
-                )
+                if n_cur < needed(name)
+                else thresholds.level(psi_value, ks_value, limits, scale, level_scale)
             )
-        if n_ref > 0 and n_cur < thresholds.min_rows and rows >= thresholds.min_rows:
+        if name not in rows.missing:
+            dead = dead_feed_reason(reference, name, rows.raw, j, thresholds.dead_feed_bars)
+            if dead:
+                status = CRITICAL
+        if n_ref > 0 and n_cur < needed(name) and n_rows >= thresholds.min_rows:
             lost.append(name)
         results[name] = FeatureDrift(
             feature=name,
+            method=reference.methods.get(name, LEVEL),
             status=status,
             psi=psi_value,
             ks=ks_value,
             n_current=n_cur,
             n_reference=n_ref,
-            nan_share_current=_share(rows - n_cur, rows),
+            nan_share_current=_share(n_rows - n_cur, n_rows),
             nan_share_reference=reference.nan_share[name] if reference.rows else None,
+            psi_warning_threshold=limits.psi_warning if limits else None,
+            psi_critical_threshold=limits.psi_critical if limits else None,
+            ks_warning_threshold=limits.ks_warning if limits else None,
+            ks_critical_threshold=limits.ks_critical if limits else None,
+            scale=scale,
+            scale_high_threshold=limits.scale_high if limits else None,
+            level_scale=level_scale,
+            level_scale_high_threshold=limits.level_scale_high if limits else None,
+            dead_feed=dead,
         )
-    compared = [f.status for f in results.values() if f.status in SEVERITY]
-    reasons = []
-    if rows < thresholds.min_rows:
-        status = INSUFFICIENT
-        reasons.append(f"{rows} current rows < min_rows {thresholds.min_rows}")
-    elif not compared:
-        status = INSUFFICIENT
-        reasons.append("no feature has data in both windows")
-    else:
-        status = max(compared, key=SEVERITY.__getitem__)
-        if lost:
-            reasons.append(f"features missing in the current window: {', '.join(lost)}")
-            if SEVERITY[status] < SEVERITY[WARNING]:
-                status = WARNING
-    start, end = _index_bounds(current_frame)
+    status, reasons = _overall(results, n_rows, lost, thresholds)
+    joints = {
+        "scale": joint_scale(
+            reference, results, "scale", thresholds.critical_tail(len(results) + 1, short_hours, 1)
+        ),
+        "level_scale": joint_scale(
+            reference,
+            results,
+            "level_scale",
+            thresholds.critical_tail(len(results) + 1, window_hours, 3),
+        ),
+    }
+    joints = {
+        key: (value, None if limit is None else thresholds.clamp_scale(limit))
+        for key, (value, limit) in joints.items()
+    }
+    for key, (joint, limit) in joints.items():
+        if joint is not None and limit is not None and joint > limit:
+            status = CRITICAL
+            span = (
+                f"newest {short_bars} bars' scale over the window's"
+                if key == "scale"
+                else ("window's scale over the reference's")
+            )
+            reasons.append(
+                f"volatility change: the {span} is {joint:.1f}x over "
+                f"{len(reference.joint_scale[key]['features'])} features at once "
+                f"(limit {limit:.1f}x)"
+            )
+    stalled = stalled_symbols(rows, window_end, bar, thresholds.dead_feed_bars, calendar)
+    if stalled:
+        status = CRITICAL
+        reasons.extend(f"dead feed: {text}" for text in stalled)
     stamp = to_utc(timestamp) if timestamp is not None else utc_now()
     return DriftResult(
         status=status,
         timestamp=stamp.isoformat(),
-        rows=rows,
-        window_start=start,
-        window_end=end,
+        rows=n_rows,
+        window_start=rows.start,
+        window_end=rows.end,
         reference_rows=reference.rows,
         reference_window_start=reference.window_start,
         reference_window_end=reference.window_end,
         features=results,
         thresholds=thresholds,
         reasons=reasons,
+        joint_scales={key: {"value": v, "threshold": t} for key, (v, t) in joints.items()},
     )
+
+
+def joint_scale(
+    reference: ReferenceStats, results: dict[str, FeatureDrift], key: str, tail: float
+) -> tuple[float | None, float | None]:
+    """The median over the features of their `key` ratios (on the log scale) and its
+    limit at `tail`: one more statistic of its family, with the same tail as each
+    feature's."""
+    fitted = reference.joint_scale.get(key)
+    if not fitted:
+        return None, None
+    logs = [
+        math.log(max(value, 1e-12))
+        for name in fitted["features"]
+        if name in results and (value := getattr(results[name], key)) is not None
+    ]
+    if not logs:
+        return None, None
+    from scipy import stats
+
+    limit = math.exp(fitted["center"] + float(stats.norm.isf(tail)) * fitted["spread"])
+    return math.exp(float(np.median(logs))), limit
+
+
+def _overall(
+    results: dict[str, FeatureDrift], rows: int, lost: list[str], thresholds: DriftThresholds
+) -> tuple[str, list[str]]:
+    """The worst compared status; a dead or missing feed is critical whatever the rows."""
+    reasons = [f"dead feed: {f.dead_feed}" for f in results.values() if f.dead_feed]
+    gone = [name for name, f in results.items() if f.status == MISSING_FEATURE]
+    if gone:
+        reasons.append(f"features missing from the current rows: {', '.join(gone)}")
+    if reasons:
+        return CRITICAL, reasons
+    compared = [f.status for f in results.values() if f.status in SEVERITY]
+    if rows < thresholds.min_rows:
+        return INSUFFICIENT, [f"{rows} current rows < min_rows {thresholds.min_rows}"]
+    if not compared:
+        return INSUFFICIENT, ["no feature has data in both windows"]
+    status = max(compared, key=SEVERITY.__getitem__)
+    beyond = [name for name, f in results.items() if f.status == CRITICAL]
+    if status == CRITICAL and len(beyond) < thresholds.min_critical_features:
+        status = WARNING
+        reasons.append(
+            f"only {', '.join(beyond)} beyond its critical limit "
+            f"(critical needs {thresholds.min_critical_features} features at once)"
+        )
+    if lost:
+        reasons.append(f"features with too few values in the current window: {', '.join(lost)}")
+        if SEVERITY[status] < SEVERITY[WARNING]:
+            status = WARNING
+    return status, reasons
 
 
 def format_table(result: DriftResult) -> str:
@@ -168,11 +433,16 @@ def format_table(result: DriftResult) -> str:
     def num(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
-    lines = [f"{'feature':<16} {'psi':>8} {'ks':>7} {'n':>8} {'nan%':>6}  status"]
+    lines = [
+        f"{'feature':<14} {'method':<6} {'psi':>7} {'>crit':>6} {'ks':>6} {'>crit':>6} "
+        f"{'n':>7} {'nan%':>5}  status"
+    ]
     for f in result.features.values():
         nan = "-" if f.nan_share_current is None else f"{100 * f.nan_share_current:.0f}"
         lines.append(
-            f"{f.feature:<16} {num(f.psi):>8} {num(f.ks):>7} {f.n_current:>8} {nan:>6}  {f.status}"
+            f"{f.feature:<14} {f.method:<6} {num(f.psi):>7} {num(f.psi_critical_threshold):>6} "
+            f"{num(f.ks):>6} {num(f.ks_critical_threshold):>6} {f.n_current:>7} {nan:>5}  "
+            f"{f.status}{' (dead feed)' if f.dead_feed else ''}"
         )
     lines.append(
         f"overall: {result.status.upper()} ({result.rows} rows, "

@@ -9,19 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from levibot.calendar import calendar_named
 from levibot.data.store import FeatureStore
-from levibot.drift.check import DriftResult, check_drift
+from levibot.drift.check import (
+    NO_DATA,
+    REFERENCE_UNREADABLE,
+    SEVERITY,
+    DriftResult,
+    check_drift,
+)
+from levibot.drift.performance import (
+    BASELINE_KEYS,
+    PerformanceDrift,
+    performance_drift,
+    served_losses,
+)
+from levibot.drift.predictions import ARTIFACT as PREDICTION_ARTIFACT
+from levibot.drift.predictions import COLUMN as PREDICTION_COLUMN
+from levibot.drift.predictions import prediction_drift
 from levibot.drift.reference import ReferenceStats, fit_reference, load_reference
+from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
+from levibot.online.shadow_log import ShadowLog
 from levibot.registry import ModelEntry, load_canary_policy, load_registry
 from levibot.settings import Settings
 from levibot.state.drift_log import report_path, write_drift_report
 from levibot.state.paths import Paths
-from levibot.thresholds import CRITICAL, DriftThresholds
+from levibot.thresholds import CRITICAL, WARNING, DriftThresholds
 from levibot.timeframe import floor_to_bar, timeframe_delta, to_utc, utc_now
 
 
@@ -41,12 +60,19 @@ def _read_frames(store: FeatureStore, symbols: Sequence[str]) -> dict[str, pd.Da
     return frames
 
 
-def _pooled(
+def _window(
     frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp
-) -> pd.DataFrame:
-    """Rows of every symbol with open time in [start, end), stacked (index kept)."""
-    parts = [frame.loc[(frame.index >= start) & (frame.index < end)] for frame in frames.values()]
-    return pd.concat(parts).sort_index(kind="stable")
+) -> dict[str, pd.DataFrame]:
+    """Each symbol's rows with open time in [start, end)."""
+    return {
+        symbol: frame.loc[(frame.index >= start) & (frame.index < end)]
+        for symbol, frame in frames.items()
+    }
+
+
+def pooled(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The symbols' rows stacked in time order (for tables and plots)."""
+    return pd.concat(list(frames.values())).sort_index(kind="stable")
 
 
 def _hours(settings: Settings, current_hours: float | None, min_bars: int | None = None) -> float:
@@ -65,10 +91,10 @@ def _min_rows(paths: Paths) -> int:
     return load_canary_policy(paths.canary_policy).thresholds.drift.min_rows
 
 
-def current_window(
+def current_frames(
     settings: Settings, *, hours: float | None = None, now: pd.Timestamp | str | None = None
-) -> pd.DataFrame:
-    """The pooled rows a check with these arguments compares (for reports)."""
+) -> dict[str, pd.DataFrame]:
+    """Each symbol's rows a check with these arguments compares."""
     store = Paths.of(settings).store()
     frames = _read_frames(store, settings.symbols)
     end = (
@@ -77,7 +103,14 @@ def current_window(
         else max(f.index.max() for f in frames.values()) + store.bar_length
     )
     window = _hours(settings, hours, _min_rows(Paths.of(settings)))
-    return _pooled(frames, end - pd.Timedelta(hours=window), end)
+    return _window(frames, end - pd.Timedelta(hours=window), end)
+
+
+def current_window(
+    settings: Settings, *, hours: float | None = None, now: pd.Timestamp | str | None = None
+) -> pd.DataFrame:
+    """The pooled rows a check with these arguments compares (for reports)."""
+    return pooled(current_frames(settings, hours=hours, now=now))
 
 
 def prod_reference(
@@ -101,12 +134,21 @@ def release_reference(
     """A release's training window (read from the settings' store) as a drift reference."""
     paths = Paths.of(settings)
     frames = _read_frames(paths.store(entry.timeframe), entry.symbols)
-    train = _pooled(
+    train = _window(
         frames, to_utc(entry.data_window.train_start), to_utc(entry.data_window.train_end)
     )
-    hours = _hours(settings, current_hours, _min_rows(paths))
-    bars = int(pd.Timedelta(hours=hours) / timeframe_delta(entry.timeframe))
-    return fit_reference(train, window_rows=len(entry.symbols) * bars)
+    limits = load_canary_policy(paths.canary_policy).thresholds.drift
+    hours = _hours(settings, current_hours, limits.min_rows)
+    return fit_reference(
+        train,
+        window_bars=window_bars(hours, entry.timeframe),
+        short_window_bars=limits.short_window_bars,
+    )
+
+
+def window_bars(hours: float, timeframe: str) -> int:
+    """Bars per symbol in a current window of `hours`."""
+    return int(pd.Timedelta(hours=hours) / timeframe_delta(timeframe))
 
 
 def run_drift_check(
@@ -144,17 +186,6 @@ def run_drift_check(
     if frames is None:
         frames = _read_frames(paths.store(timeframe), symbols)
 
-    if reference_path is not None:
-        try:
-            reference = load_reference(reference_path)
-        except FileNotFoundError as exc:
-            raise DriftError(f"{reference_path}: reference file not found") from exc
-        source = {"reference_file": str(reference_path)}
-    else:
-        assert prod is not None
-        reference = prod_reference(settings, current_hours=hours, registry_file=registry_file)
-        source = {"reference_model": prod.id}
-
     if now is not None:
         end = floor_to_bar(now, timeframe)
         stamp = to_utc(now)
@@ -162,22 +193,178 @@ def run_drift_check(
         end = max(frame.index.max() for frame in frames.values()) + timeframe_delta(timeframe)
         stamp = utc_now()
     start = end - pd.Timedelta(hours=hours)
-    current = _pooled(frames, start, end)
-
-    result = check_drift(reference, current, thresholds, timestamp=stamp)
-    result.window_start, result.window_end = start.isoformat(), end.isoformat()
-    result.extra = {
-        **source,
+    extra = {
         "model_id": prod.id if prod is not None else None,
         "symbols": symbols,
         "timeframe": timeframe,
         "current_hours": hours,
     }
+
+    if reference_path is not None:
+        try:
+            reference = load_reference(reference_path)
+        except FileNotFoundError as exc:
+            raise DriftError(f"{reference_path}: reference file not found") from exc
+        except CorruptFileError as exc:
+            result = unreadable_result(thresholds, stamp, start, end, str(exc))
+            result.extra = {"reference_file": Path(reference_path).name, **extra}
+            write_drift_report(paths, stamp, result.to_dict())
+            return result
+        source = {"reference_file": str(reference_path)}
+    else:
+        assert prod is not None
+        reference = prod_reference(settings, current_hours=hours, registry_file=registry_file)
+        source = {"reference_model": prod.id}
+
+    result = check_drift(
+        reference,
+        _window(frames, start, end),
+        thresholds,
+        timestamp=stamp,
+        window_end=end,
+        bar=timeframe_delta(timeframe),
+        calendar=calendar_named(settings.market_calendar),
+    )
+    result.window_start, result.window_end = start.isoformat(), end.isoformat()
+    monitors, predicted = release_monitors(paths, thresholds, end, timeframe, hours, frames)
+    result.extra = {
+        **source,
+        **extra,
+        "performance": [m.as_dict() for m in monitors],
+        "prediction_drift": predicted,
+    }
+    shifted = [role for role, d in predicted.items() if d["status"] == CRITICAL]
+    if shifted:
+        result.reasons.append(
+            f"prediction drift: the {' and '.join(shifted)} release's P(up) distribution "
+            "left its test window's (a warning: the loss monitor says whether it hurts)"
+        )
+        result.status = escalated(result.status, WARNING)
+    failing = [m for m in monitors if m.status == CRITICAL]
+    if failing:
+        result.status = escalated(result.status, thresholds.performance_severity)
+        result.reasons.extend(
+            f"performance drift: the {m.role} release's log loss {m.mean_loss:.4f} over "
+            f"{m.bars} bars is above its test level {m.baseline_loss:.4f} "
+            f"(CUSUM {m.statistic:.1f} > {m.limit:.1f} since {m.alarm_at})"
+            for m in failing
+        )
     if result.status == CRITICAL:
         report = report_path(paths, stamp)
         result.extra["kill_switch"] = _trip_kill_switch(paths, result, actor, report.name)
     write_drift_report(paths, stamp, result.to_dict())
     return result
+
+
+def escalated(status: str, to: str) -> str:
+    """`status` raised to at least `to` (warning or critical); a check that could not
+    judge anything (insufficient data) stays what it was only when `to` is a warning."""
+    if to == CRITICAL:
+        return CRITICAL
+    return to if SEVERITY.get(status, 3) < SEVERITY[to] else status
+
+
+def release_monitors(
+    paths: Paths,
+    thresholds: DriftThresholds,
+    end: pd.Timestamp,
+    timeframe: str,
+    hours: float,
+    frames: dict[str, pd.DataFrame],
+) -> tuple[list[PerformanceDrift], dict[str, dict[str, Any]]]:
+    """Per served release: the loss monitor over the marathon so far (the shadow log's
+    last `marathon_hours` before `end`, scored on the stored closes in `frames`) and the
+    prediction drift of its last `hours`; nothing without a registry or a shadow log."""
+    from levibot.release import POLICY_MODEL  # the release module imports this package
+
+    registry = load_registry(paths.registry, missing_ok=True)
+    bar = timeframe_delta(timeframe)
+    since = end - pd.Timedelta(hours=thresholds.marathon_hours)
+    predictions = ShadowLog(paths.logs).predictions(since=since)
+    if predictions.empty:
+        return [], {}
+    bar_times = pd.to_datetime(predictions["bar_time"], utc=True)
+    predictions = predictions[bar_times < end]
+    recent = predictions[bar_times[bar_times < end] >= end - pd.Timedelta(hours=hours)]
+    monitors, drifts = [], {}
+    for role, entry in (("prod", registry.prod), ("candidate", registry.candidate)):
+        if entry is None or POLICY_MODEL not in entry.models:
+            continue
+        spec = entry.models[POLICY_MODEL]
+        # closes up to `end` only: an outcome is scored once its bar has closed (the
+        # in-process replay passes the whole held-out series)
+        closes = {
+            s: f.loc[f.index < end, "close"]
+            for s, f in frames.items()
+            if "close" in f and s in entry.symbols
+        }
+        losses = served_losses(predictions, closes, role=role, horizon=entry.horizon)
+        monitors.append(
+            performance_drift(
+                role,
+                losses,
+                {k: spec.metrics[k] for k in BASELINE_KEYS if k in spec.metrics},
+                thresholds,
+                marathon_bars=int(pd.Timedelta(hours=thresholds.marathon_hours) / bar),
+                horizon=entry.horizon,
+            )
+        )
+        drifts[role] = _prediction_drift(
+            paths, spec.artifacts.get(PREDICTION_ARTIFACT), recent, role, thresholds
+        )
+    return monitors, drifts
+
+
+def _prediction_drift(
+    paths: Paths, ref: Any, predictions: pd.DataFrame, role: str, thresholds: DriftThresholds
+) -> dict[str, Any]:
+    """One release's prediction drift in a few numbers (a named status without a
+    reference: releases registered before it existed, or an unreadable file)."""
+    if ref is None:
+        return {"status": NO_DATA, "reason": "the release has no prediction reference"}
+    path = Path(ref.path) if Path(ref.path).is_absolute() else paths.registry.parent / ref.path
+    try:
+        reference = load_reference(path)
+    except (FileNotFoundError, CorruptFileError):
+        return {"status": REFERENCE_UNREADABLE, "reason": "its prediction reference is unreadable"}
+    result = prediction_drift(reference, predictions, role, thresholds)
+    feature = result.features.get(PREDICTION_COLUMN)
+    return {
+        "status": result.status,
+        "rows": result.rows,
+        **(
+            {
+                key: getattr(feature, key)
+                for key in ("psi", "psi_critical_threshold", "ks", "ks_critical_threshold")
+            }
+            if feature is not None
+            else {}
+        ),
+    }
+
+
+def unreadable_result(
+    thresholds: DriftThresholds,
+    stamp: pd.Timestamp,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    problem: str,
+) -> DriftResult:
+    """A check that could not compare anything because the reference is unreadable:
+    a named status (never a pass), the kill switch left alone."""
+    return DriftResult(
+        status=REFERENCE_UNREADABLE,
+        timestamp=stamp.isoformat(),
+        rows=0,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        reference_rows=0,
+        reference_window_start=None,
+        reference_window_end=None,
+        features={},
+        thresholds=thresholds,
+        reasons=[f"the drift reference is unreadable ({problem.split(': ', 1)[-1]}); refit it"],
+    )
 
 
 def _trip_kill_switch(paths: Paths, result: DriftResult, actor: str, report: str) -> str:
@@ -190,14 +377,17 @@ def _trip_kill_switch(paths: Paths, result: DriftResult, actor: str, report: str
     switch = KillSwitch(paths.kill_switch, clock=clock)
     names = result.critical_features
     worst = {
-        name: {"psi": result.features[name].psi, "ks": result.features[name].ks} for name in names
+        name: {
+            key: getattr(result.features[name], key)
+            for key in ("psi", "psi_critical_threshold", "ks", "ks_critical_threshold", "dead_feed")
+        }
+        for name in names
     }
     was_on = switch.is_on()
     if not was_on:
         reason = (
-            f"critical drift in {', '.join(names)} "
-            f"(PSI > {result.thresholds.psi_critical} or KS > {result.thresholds.ks_critical}); "
-            "retrain"
+            f"critical drift in {', '.join(names) or 'the feed'} "
+            "(PSI or KS above the feature's calibrated limit, or a dead feed); retrain"
         )
         switch.set(True, actor=actor, reason=reason)
     AuditLog(paths.audit, clock=clock).record(
@@ -206,6 +396,7 @@ def _trip_kill_switch(paths: Paths, result: DriftResult, actor: str, report: str
         features=names,
         drift=worst,
         window={"start": result.window_start, "end": result.window_end},
+        reasons=list(result.reasons),
         report=report,
         already_on=was_on,
     )

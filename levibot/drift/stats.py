@@ -61,7 +61,9 @@ def ks_statistic(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     n, m = ref_sorted.size, cur_sorted.size
     if n == 0 or m == 0:
         return math.nan
-    last = np.flatnonzero(np.diff(cur_sorted) != 0)  # last index of each distinct value
+    # last index of each distinct value: neighbours compared for equality, not by their
+    # difference (inf - inf is NaN, which would split a run of equal infinities)
+    last = np.flatnonzero(cur_sorted[1:] != cur_sorted[:-1])
     ends = np.append(last, m - 1)
     distinct = cur_sorted[ends]
     cdf_cur = (ends + 1) / m

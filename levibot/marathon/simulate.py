@@ -218,19 +218,27 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> Path:
     return registry_dir
 
 
-REFERENCE_DAYS = 5  # the recent reference: this market's days before the marathon
+def training_reference(root: Path, name: str) -> Path:
+    """The scenario's drift reference: its prod release's training window, read from the
+    market that release was trained on, as in production (fitted once, reused)."""
+    from levibot.drift import release_reference, save_reference
+    from levibot.registry import load_registry
 
-
-def recent_reference(settings: Settings, start: pd.Timestamp, path: Path) -> Path:
-    """The drift reference of a run: the same market's `REFERENCE_DAYS` before the
-    marathon. Each run is a new seed, so the releases' own training windows are another
-    market's levels; comparing against them would measure that mismatch (the drift
-    issue's subject), not the gate."""
-    from levibot.drift import current_window, fit_reference, save_reference
-
-    rows = current_window(settings, hours=24 * REFERENCE_DAYS, now=start)
-    bars = int(pd.Timedelta(hours=settings.drift_current_hours) / pd.Timedelta(minutes=15))
-    return save_reference(path, fit_reference(rows, window_rows=len(settings.symbols) * bars))
+    scenario_paths = Paths.of(_settings(root / "scenarios" / name))
+    path = Workspace(root / "scenarios" / name).drift_reference
+    if path.exists():
+        return path
+    prod = load_registry(scenario_paths.registry).prod
+    assert prod is not None  # build_scenario_registry registered it
+    market = SCENARIOS[name].prod[0]
+    market_settings = _settings(
+        root / "markets" / market,
+        seed=TRAIN_SEEDS[market],
+        days=TRAIN_DAYS,
+        end=TRAIN_END,
+        sim_edge=MARKET_EDGES[market],
+    )
+    return save_reference(path, release_reference(market_settings, prod))
 
 
 def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, Any]:
@@ -257,7 +265,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     )
     shutil.copytree(registry_dir, Paths.of(settings).registry_dir)
     run_ingest(settings)
-    reference = recent_reference(settings, marathon_start, Workspace(workdir).drift_reference)
+    reference = training_reference(root, name)
     config = ReplayConfig(
         hours=MARATHON_HOURS,
         transport="inprocess",

@@ -1,20 +1,24 @@
 """Whole marathon replays through a real server on the tiny trained project.
 
-No drift: no critical drift and no kill-switch. vol_shock over the held-out hours: the
-drift checks catch it, the kill-switch goes on and the evaluation says ROLLBACK.
+No drift: no critical drift and no kill-switch. A vol_shock 2 h into the held-out hours:
+the drift checks catch it within 3 h, the kill-switch goes on and the evaluation says
+ROLLBACK.
 """
 
 from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 
 from levibot.ingest import run_ingest
 from levibot.marathon.evaluate import evaluate_marathon
 from levibot.marathon.replay import ReplayConfig, run_replay
 from levibot.online.killswitch import KillSwitch
-from tests.conftest import tiny_settings, train_tiny_project
+from levibot.state.drift_log import drift_history
+from levibot.state.paths import Paths
+from tests.conftest import END, tiny_settings, train_tiny_project
 
 DAYS = 40
 
@@ -31,9 +35,11 @@ def marathon_root(tmp_path_factory):
 
 
 def replay(trained_root, tmp_path, scenario: str):
+    """A 12 h replay of the held-out hours; a drift scenario switches on 2 h into it."""
     root = tmp_path / "project"
     shutil.copytree(trained_root, root)
-    settings = tiny_settings(root, days=DAYS, drift_scenario=scenario)
+    onset = {} if scenario == "none" else {"drift_start": (END - pd.Timedelta(hours=10))}
+    settings = tiny_settings(root, days=DAYS, drift_scenario=scenario, **onset)
     if scenario != "none":
         run_ingest(settings)  # the held-out hours now follow the drifted process
     outcome = run_replay(
@@ -52,8 +58,18 @@ def test_no_drift_replay_raises_no_critical_drift(marathon_root, tmp_path):
     assert result["incidents"]["kill_switch_activations"] == 0
     assert not KillSwitch(outcome.settings.data_dir / "serving" / "kill_switch.json").is_on()
     assert all(point["staleness"] <= 5.0 for point in summary["timeline"])  # the replay clock
-    assert result["decision"] in {"PROMOTE", "EXTEND", "ROLLBACK"}
     assert result["decision"] in result["decision_text"]
+    # every check also ran the served releases' loss monitor and prediction drift
+    last = drift_history(Paths.of(outcome.settings))[-1]
+    monitors = {m["role"]: m for m in last["performance"]}
+    assert set(monitors) == {"prod", "candidate"}
+    for monitor in monitors.values():
+        assert monitor["status"] == "ok" and monitor["bars"] > 8
+        assert monitor["bars"] <= summary["bars"] - 3  # no outcome before its bar closed
+        assert monitor["statistic"] + 1e-9 > 0 and monitor["statistic"] < monitor["limit"]
+        assert abs(monitor["mean_loss"] - monitor["baseline_loss"]) < 0.1
+    assert set(last["prediction_drift"]) == {"prod", "candidate"}
+    assert all(d["psi_critical_threshold"] >= 0.3 for d in last["prediction_drift"].values())
 
 
 def test_vol_shock_is_caught_turns_the_kill_switch_on_and_rolls_back(marathon_root, tmp_path):
@@ -63,6 +79,10 @@ def test_vol_shock_is_caught_turns_the_kill_switch_on_and_rolls_back(marathon_ro
     assert KillSwitch(outcome.settings.data_dir / "serving" / "kill_switch.json").is_on()
     assert result["decision"] == "ROLLBACK"
     assert any("critical drift" in rule for rule in result["rules_fired"])
+    first = min(
+        pd.Timestamp(p["now"]) for p in outcome.summary["timeline"] if p.get("drift") == "critical"
+    )
+    assert first <= END - pd.Timedelta(hours=10) + pd.Timedelta(hours=3)  # within 3 h of onset
 
 
 def test_in_process_replay_with_a_dead_feed_trips_the_staleness_guard(marathon_root, tmp_path):
