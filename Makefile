@@ -40,11 +40,13 @@ serve: $(STAMP) ## start the API on 127.0.0.1:8000 (needs a trained registry: ma
 	PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) $(BIN)/uvicorn serving.app:create_app --factory \
 		--host 127.0.0.1 --port 8000 --workers $(SERVE_WORKERS)
 
+DRIFT_RUNS ?= 100
 SIM_RUNS ?= 20
 bench: $(STAMP) ## benchmarks: serving req/s and p50/p99 vs a trivial endpoint, RSS; drift check; selection on real EURUSD
 	@test -f registry/model_registry.json || $(MAKE) run
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_drift.py
+	$(BIN)/python bench/bench_drift_detection.py --runs $(DRIFT_RUNS)
 	$(BIN)/python bench/bench_real_data.py
 	$(BIN)/python bench/bench_replay.py
 	$(BIN)/levibot marathon simulate --runs $(SIM_RUNS)

@@ -250,35 +250,110 @@ def write_report_index(
     return write_text_atomic(index, html)
 
 
-def plot_drift(result: Mapping, reference, current: pd.DataFrame, *, top: int = 4) -> Figure:
-    """PSI and KS per feature against the thresholds, and reference-vs-current histograms
-    of the most drifted features (reference drawn from its stored sorted values)."""
-    features = result["features"]
-    frame = pd.DataFrame(features).T.dropna(subset=["psi"]).sort_values("psi")
-    thresholds = result["thresholds"]
+DRIFT_TABLE_COLUMNS = [
+    "method",
+    "status",
+    "psi",
+    "psi_critical_threshold",
+    "ks",
+    "ks_critical_threshold",
+    "scale",
+    "scale_high_threshold",
+    "n_current",
+    "dead_feed",
+]
+
+
+def drift_table(result: Mapping) -> pd.DataFrame:
+    """Per feature: what is compared, its value and effective limits, and the status."""
+    frame = pd.DataFrame(result["features"]).T
+    return frame.reindex(columns=DRIFT_TABLE_COLUMNS)
+
+
+def plot_drift(result: Mapping, reference, current: Mapping[str, pd.DataFrame], *, top: int = 4):
+    """Each feature's PSI / KS as a share of its own critical limit (1 = the limit), and
+    reference-vs-current histograms of the compared values of the most drifted ones.
+
+    `current`: the window's rows per symbol, compared as the reference says (changes
+    for persistent features)."""
+    from levibot.drift.reference import monitored_rows
+
+    frame = drift_table(result).dropna(subset=["psi"])
+    for metric in ("psi", "ks"):
+        frame[f"{metric} / limit"] = frame[metric].astype(float) / frame[
+            f"{metric}_critical_threshold"
+        ].astype(float)
+    frame = frame.sort_values("psi / limit")
     fig = plt.figure(figsize=(13, 8))
     grid = fig.add_gridspec(2, top)
-    for col, (metric, warn, crit) in enumerate(
-        (("psi", "psi_warning", "psi_critical"), ("ks", "ks_warning", "ks_critical"))
-    ):
+    colors = frame["status"].map({"ok": "C2", "warning": "C1", "critical": "C3"}).fillna("grey")
+    for col, metric in enumerate(("psi", "ks")):
         ax = fig.add_subplot(grid[0, col * top // 2 : (col + 1) * top // 2])
-        colors = frame["status"].map({"ok": "C2", "warning": "C1", "critical": "C3"}).fillna("grey")
-        ax.barh(frame.index, frame[metric].astype(float), color=colors)
-        ax.axvline(thresholds[warn], color="C1", ls="--", lw=0.8)
-        ax.axvline(thresholds[crit], color="C3", ls="--", lw=0.8)
-        ax.set(title=f"{metric.upper()} per feature ({result['status']})", xscale="log")
+        labels = [f"{name} ({frame.at[name, 'method']})" for name in frame.index]
+        ax.barh(labels, frame[f"{metric} / limit"], color=colors)
+        ax.axvline(1.0, color="C3", ls="--", lw=0.8)
+        ax.set(title=f"{metric.upper()} / its critical limit ({result['status']})")
         ax.tick_params(labelsize=7)
+    rows = monitored_rows(current, reference.features, reference.methods)
     for col, name in enumerate(frame.index[::-1][:top]):
         ax = fig.add_subplot(grid[1, col])
         ref = np.asarray(reference.sorted_values[name], dtype=float)
-        cur = current[name].dropna().to_numpy(float)
+        cur = rows.values[rows.features.index(name)]
+        cur = cur[~np.isnan(cur)]
         both = np.concatenate([ref, cur]) if len(cur) else ref
         low, high = np.nanpercentile(both, [1, 99]) if len(both) else (0, 1)
         bins = np.linspace(low, high if high > low else low + 1, 40)
         ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
         ax.hist(cur, bins=bins, density=True, alpha=0.5, label="current")
-        ax.set_title(f"{name}: PSI {features[name]['psi']:.2f}", fontsize=9)
+        ax.set_title(
+            f"{name} ({reference.methods.get(name, 'level')}): PSI "
+            f"{frame.at[name, 'psi']:.2f} / {frame.at[name, 'psi_critical_threshold']:.2f}",
+            fontsize=9,
+        )
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def drift_history_frame(history: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per stored drift check: time, status, critical features, each served
+    release's loss CUSUM against its limit and its prediction-drift status."""
+    rows = []
+    for report in history:
+        row = {
+            "time": pd.Timestamp(report["timestamp"]),
+            "status": report["status"],
+            "critical": ", ".join(report.get("critical_features", [])),
+            "dead": ", ".join(report.get("dead_features", [])),
+        }
+        for monitor in report.get("performance", []):
+            role = monitor["role"]
+            row[f"{role} cusum"] = monitor.get("statistic")
+            row[f"{role} cusum limit"] = monitor.get("limit")
+            row[f"{role} loss"] = monitor.get("mean_loss")
+        for role, drift in (report.get("prediction_drift") or {}).items():
+            row[f"{role} prediction drift"] = drift.get("status")
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("time").reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def plot_drift_history(frame: pd.DataFrame) -> Figure:
+    """The drift status and each release's loss CUSUM (against its limit) over the checks."""
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    levels = {"ok": 0, "warning": 1, "critical": 2}
+    if not frame.empty:
+        axes[0].step(frame["time"], frame["status"].map(levels).fillna(-1), where="post")
+        for role, color in (("prod", "C0"), ("candidate", "C1")):
+            if f"{role} cusum" in frame:
+                axes[1].plot(frame["time"], frame[f"{role} cusum"].astype(float), color=color,
+                             label=f"{role} loss CUSUM")  # fmt: skip
+                axes[1].plot(frame["time"], frame[f"{role} cusum limit"].astype(float),
+                             color=color, ls="--", lw=0.8)  # fmt: skip
+        axes[1].legend(fontsize=8)
+    axes[0].set(yticks=[-1, 0, 1, 2], yticklabels=["other", "ok", "warning", "critical"],
+                title="drift checks over the marathon")  # fmt: skip
+    axes[1].set(ylabel="CUSUM (sd units)")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -40,8 +40,10 @@ import pandas as pd
 from IPython.display import display
 
 from levibot.marathon.replay import ReplayConfig, run_replay
-from levibot.reporting import plot_timeline
+from levibot.reporting import drift_history_frame, plot_drift_history, plot_timeline
 from levibot.settings import task_settings
+from levibot.state.drift_log import drift_history
+from levibot.state.paths import Paths
 
 settings = task_settings(
     upstream["ingest"]["manifest"],
@@ -65,3 +67,11 @@ display(pd.Series(summary["latency_ms"]).to_frame("latency (ms)"))
 
 # %%
 plot_timeline(summary["timeline"], max_staleness_sec=summary["thresholds"]["max_staleness_sec"])
+
+# %% [markdown]
+# ## Drift checks over the marathon: features, dead feeds, loss monitor, prediction drift
+
+# %%
+history = drift_history_frame(drift_history(Paths.of(outcome.settings)))
+display(history.tail(12))
+plot_drift_history(history)
