@@ -129,7 +129,8 @@ def monitored_rows(
     times = [_times(frame) for frame in per_symbol.values()]
     values = np.concatenate(parts, axis=1) if parts else np.empty((len(features), 0))
     stamps = np.concatenate(times) if times else np.empty(0, dtype=np.int64)
-    order = np.argsort(stamps, kind="stable")
+    in_order = stamps.size < 2 or bool(np.all(stamps[1:] >= stamps[:-1]))
+    order = slice(None) if in_order else np.argsort(stamps, kind="stable")  # one symbol: no copy
     bounds = [_index_bounds(frame) for frame in per_symbol.values() if len(frame)]
     return MonitoredRows(
         features=features,
