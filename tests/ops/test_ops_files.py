@@ -28,6 +28,8 @@ GAUGES = {
     "levibot_ml_model_ece",
     "levibot_ml_feature_staleness_seconds",
     "levibot_ml_drift_psi",
+    "levibot_ml_drift_psi_critical_threshold",
+    "levibot_ml_drift_status",
     "levibot_ensemble_weight",
     "levibot_ml_uncertainty",
     "levibot_paper_pnl",
@@ -48,6 +50,7 @@ EXPECTED_ALERTS = {
     "LevibotModelECEHigh": "levibot_ml_model_ece",
     "LevibotFeaturesStale": "levibot_ml_feature_staleness_seconds",
     "LevibotDriftPSIHigh": "levibot_ml_drift_psi",
+    "LevibotDriftCritical": "levibot_ml_drift_events_total",
     "LevibotLatencyP95High": "levibot_http_request_duration_seconds_bucket",
     "LevibotMemoryHigh": "process_resident_memory_bytes",
     "LevibotKillSwitchOn": "levibot_kill_switch",
@@ -148,8 +151,13 @@ def test_dashboard_required_panels(dashboard: dict) -> None:
     assert "levibot_ml_model_ece" in exprs["Model ECE"]
     assert threshold_values("Model ECE") == [0.06]
     assert threshold_values("Feature staleness per symbol") == [1800]
-    assert "topk(5, levibot_ml_drift_psi)" in exprs["Drift PSI top 5"]
-    assert threshold_values("Drift PSI top 5") == [0.2, 0.3]
+    drift = "Drift PSI / its limit, top 5"  # PSI as a share of each feature's own limit
+    assert (
+        "topk(5, levibot_ml_drift_psi / on(job, instance, feature) "
+        "levibot_ml_drift_psi_critical_threshold)" in exprs[drift]
+    )
+    assert "levibot_ml_drift_status" in exprs[drift]
+    assert threshold_values(drift) == [0.67, 1.0]
     assert "rate(levibot_ml_drift_events_total" in exprs["Drift events (rate by severity)"]
     assert "severity" in exprs["Drift events (rate by severity)"]
     assert "histogram_quantile(0.95" in exprs["Request latency p95"]
@@ -216,8 +224,15 @@ def test_alert_thresholds(alert_rules: dict[str, dict]) -> None:
     assert alert_rules["LevibotModelECEHigh"]["for"] == "15m"
     assert compact("LevibotFeaturesStale").endswith(">1800")
     assert alert_rules["LevibotFeaturesStale"]["for"] == "5m"
-    assert compact("LevibotDriftPSIHigh").endswith(">0.25")
+    # each feature's own calibrated limit, not one number for all features
+    assert compact("LevibotDriftPSIHigh") == (
+        "levibot_ml_drift_psi>on(job,instance,feature)levibot_ml_drift_psi_critical_threshold"
+    )
     assert alert_rules["LevibotDriftPSIHigh"]["for"] == "15m"
+    assert compact("LevibotDriftCritical") == (
+        'increase(levibot_ml_drift_events_total{severity="critical"}[30m])>0'
+    )
+    assert alert_rules["LevibotDriftCritical"]["labels"]["severity"] == "critical"
     latency = compact("LevibotLatencyP95High")
     assert latency.startswith("histogram_quantile(0.95,") and "[5m]" in latency
     assert latency.endswith(">2")
@@ -233,7 +248,10 @@ def test_alert_unit_tests_cover_key_alerts() -> None:
     doc = yaml.safe_load(ALERTS_TEST_YML.read_text(encoding="utf-8"))
     assert doc["rule_files"] == ["alerts.yml"]
     cases = [c for test in doc["tests"] for c in test.get("alert_rule_test", [])]
-    for name in ("LevibotModelECEHigh", "LevibotFeaturesStale", "LevibotDriftPSIHigh"):
+    for name in (
+        "LevibotModelECEHigh", "LevibotFeaturesStale", "LevibotDriftPSIHigh",
+        "LevibotDriftCritical",
+    ):  # fmt: skip
         mine = [c for c in cases if c["alertname"] == name]
         assert any(c["exp_alerts"] for c in mine), f"{name}: no firing case"
         assert any(not c["exp_alerts"] for c in mine), f"{name}: no silent case"

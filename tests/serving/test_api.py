@@ -282,3 +282,48 @@ def test_odd_state_files_do_not_break_automation_status(client, project, content
     (project.registry_dir / "drift" / "latest.json").write_text(content)
     response = client.get("/automation/status")
     assert response.status_code == 200, response.text
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one exposed sample, or None when it is not exposed."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    head = f"{name}{{{wanted}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(head + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_drift_is_on_metrics_after_a_real_drift_check(client, project):
+    from levibot.drift import run_drift_check
+    from levibot.state.drift_log import write_drift_report
+
+    text = client.get("/metrics").text
+    assert _metric(text, "levibot_ml_drift_status") == -1  # no check yet
+    assert _metric(text, "levibot_ml_drift_events_total", severity="critical") == 0
+    assert "levibot_ml_drift_psi{" not in text
+    result = run_drift_check(project)
+    text = client.get("/metrics").text
+    for name, feature in result.features.items():
+        if feature.psi is not None:
+            assert _metric(text, "levibot_ml_drift_psi", feature=name) == pytest.approx(feature.psi)
+            assert _metric(
+                text, "levibot_ml_drift_psi_critical_threshold", feature=name
+            ) == pytest.approx(feature.psi_critical_threshold)
+    level = {"ok": 0, "warning": 1, "critical": 2}.get(result.status, -1)
+    assert _metric(text, "levibot_ml_drift_status") == level
+    # the event counter counts warning / critical checks across processes and restarts
+    paths = Paths.of(project)
+    before = _metric(text, "levibot_ml_drift_events_total", severity="critical")
+    for minute in (1, 2):
+        stamp = pd.Timestamp("2026-01-15T00:00:00Z") + pd.Timedelta(minutes=minute)
+        write_drift_report(paths, stamp, {"status": "critical", "features": {}})
+    text = client.get("/metrics").text
+    assert _metric(text, "levibot_ml_drift_events_total", severity="critical") == before + 2
+    assert _metric(text, "levibot_ml_drift_status") == 2
+    assert "levibot_ml_drift_psi{" not in text  # the newest check had no per-feature PSI
+    # an unreadable latest report: still 200, status -1, no crash
+    paths.drift_latest.write_text("{not json")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert _metric(response.text, "levibot_ml_drift_status") == -1

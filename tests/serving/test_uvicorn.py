@@ -1,7 +1,7 @@
 """The real server: uvicorn with 2 worker processes on a free loopback port.
 
 Concurrent requests, the kill-switch seen by both workers, hot reload in both, whole
-shadow-log lines, and logged line counts equal to request counts.
+shadow-log lines, logged line counts equal to request counts, and the drift series.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import yaml
 
 from levibot.io import write_json_atomic
 from levibot.marathon.server import start_server
+from levibot.settings import load_settings
+from levibot.state.drift_log import write_drift_report
+from levibot.state.paths import Paths
 
 pytestmark = pytest.mark.slow
 TOKEN = "uvicorn-test-token"
@@ -111,3 +114,34 @@ def test_two_workers_share_state_and_log_whole_lines(server):
         if line.startswith("levibot_predictions_total{")
     )
     assert counted == total_requests  # aggregated over both workers
+
+
+def test_drift_series_are_whole_and_current_under_two_workers(server):
+    """Multiprocess mode: each drift series once (not once per worker), and a feature gone
+    from the newest report gone from every worker's answer."""
+    base, root = server
+    paths = Paths.of(load_settings(root / "env.yaml", root=root))
+    stamp = "2026-01-15T00:00:00Z"
+    old = {"a": {"psi": 0.9, "psi_critical_threshold": 0.5}, "b": {"psi": 0.1}}
+    write_drift_report(paths, stamp, {"status": "critical", "features": old})
+
+    def scrapes(n: int) -> list[httpx.Response]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda _: httpx.get(f"{base}/metrics", timeout=30), range(n)))
+
+    assert all('levibot_ml_drift_psi{feature="a"} 0.9' in r.text for r in scrapes(40))
+    new = {"b": {"psi": 0.2, "psi_critical_threshold": 0.4}}
+    write_drift_report(paths, "2026-01-15T00:15:00Z", {"status": "critical", "features": new})
+    responses = scrapes(60)
+    assert len({r.headers["X-Worker-Pid"] for r in responses}) == 2
+    for response in responses:
+        drift = sorted(
+            line for line in response.text.splitlines() if line.startswith("levibot_ml_drift_")
+        )
+        assert drift == [
+            'levibot_ml_drift_events_total{severity="critical"} 2.0',
+            'levibot_ml_drift_events_total{severity="warning"} 0.0',
+            'levibot_ml_drift_psi_critical_threshold{feature="b"} 0.4',
+            'levibot_ml_drift_psi{feature="b"} 0.2',
+            "levibot_ml_drift_status 2.0",
+        ]
