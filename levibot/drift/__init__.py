@@ -1,52 +1,30 @@
-"""Per-feature data drift of the serving window against the prod model's training window.
-
-Small units in the NannyML style, with every threshold held as data (`Thresholds`):
+"""Drift of the serving window against the prod model's training window, with stated
+error rates: feature distributions, dead feeds, and the served releases' loss and P(up).
 
 * `fit_reference` summarises the REFERENCE window once, at training time: per feature
-  the PSI bin edges and proportions plus the sorted values for KS. `save_reference` /
-  `load_reference` keep it beside the model as a compressed ``.npz`` (no pickle), so a
-  drift check only touches the current window.
-* `check_drift` compares a CURRENT frame with a reference: PSI and KS per feature, a
-  status per feature and the worst of them overall.
-* `run_drift_check` does it for the prod model of the registry, writes the report
-  through `levibot.state.drift_log` and, on CRITICAL drift, turns the kill switch ON
-  (the rule "PSI > 0.3 => kill switch ON, retrain"). It never turns it off: that is an
-  operator's decision once a retrained model is in prod. Its thresholds are the
-  `drift` part of the one threshold model (`levibot.thresholds`), read from the canary
-  policy file.
+  what is compared (`monitoring`: the level, or its change where the level persists),
+  the PSI bin edges and proportions, the sorted values for KS, the noise of each
+  statistic over ordinary windows of the reference, and the longest runs a live feed
+  shows. `save_reference` / `load_reference` keep it as a compressed ``.npz`` (no pickle).
+* `check_drift` compares a CURRENT window (one frame per symbol) with it: per feature
+  PSI, KS and two scale ratios against its own limits (`noise`, `DriftThresholds`),
+  the dead-feed rules (`dead_feed`), a status per feature and overall.
+* `run_drift_check` does it for the prod model of the registry, adds the served
+  releases' loss CUSUM (`performance`) and prediction drift (`predictions`), writes
+  the report through `levibot.state.drift_log` and, on CRITICAL, turns the kill switch
+  ON. It never turns it off: that is an operator's decision.
+* `benchmark` measures how often it fires (`bench/bench_drift_detection.py`).
 
-Modules: `stats` (PSI, KS, bins), `reference` (fit / save / load), `check` (statuses of
-one comparison), `job` (the scheduled check on the store and the registry).
+PSI convention (`stats`): NaN and +-inf dropped on both sides; bins from the
+reference's deciles (``np.quantile``, tied edges collapse), outer bins open; a value on
+an edge goes to the bin on its right; a proportion of exactly 0 counts as
+``EPSILON = 1e-4`` on both sides, not renormalised; PSI = sum (cur - ref) ln(cur / ref).
+KS is ``scipy.stats.ks_2samp``'s statistic, both sides compared at float32.
 
-PSI convention (exactly what `psi_bins` / `bin_proportions` / `psi` compute)
------------------------------------------------------------------------------
-* NaN values are dropped on both sides before anything else; the NaN share of each
-  side is reported separately.
-* Bins come from the REFERENCE window: the inner edges are
-  ``np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))`` (default 10 bins,
-  so 9 inner edges; ``np.quantile``'s default linear method; tied quantiles collapse,
-  so a feature with heavy ties gets fewer bins). The outer bins are open, to -inf and
-  +inf, so every finite value falls in a bin.
-* A value ``x`` falls in bin ``np.searchsorted(inner_edges, x, side="right")``:
-  bin ``i`` is ``[edge[i-1], edge[i])``, i.e. a value equal to an edge goes to the bin
-  on its right. Proportions are bin counts divided by the number of non-NaN values.
-* Empty bins: a proportion that is exactly 0 is replaced by ``EPSILON = 1e-4``, on
-  both sides (reference and current), and the proportions are NOT renormalised.
-* ``PSI = sum_i (cur_i - ref_i) * ln(cur_i / ref_i)`` (natural log), over all bins.
-
-KS is the two-sample Kolmogorov-Smirnov statistic ``sup_x |F_ref(x) - F_cur(x)|`` of
-the empirical CDFs, equal to ``scipy.stats.ks_2samp(ref, cur).statistic``. The
-reference is stored as float32, and the current values are rounded to float32 for KS
-too, so both sides are compared at the same resolution.
-
-Statuses, per feature: ``critical`` when PSI > psi_critical or KS > ks_critical,
-else ``warning`` when PSI > psi_warning or KS > ks_warning, else ``ok``;
-``no_data`` when either window has no non-NaN value of the feature;
-``insufficient_data`` when the current window has fewer than ``min_rows`` non-NaN
-values of it. Overall: ``insufficient_data`` when the current window has fewer than
-``min_rows`` rows or no feature could be compared (never a silent pass); otherwise the
-worst of ok < warning < critical over the compared features, raised to at least
-``warning`` when a feature that had reference data is (almost) missing now (a dead feed).
+Statuses, per feature: ``ok`` / ``warning`` / ``critical``; ``no_data`` (nothing in the
+reference), ``insufficient_data`` (too few current values), ``missing_feature`` (the
+column is gone: critical overall). Overall: also ``reference_unreadable`` (the job) and
+``insufficient_data`` (too few rows), never a silent pass.
 """
 
 from levibot.drift.check import (

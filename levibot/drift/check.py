@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from levibot.calendar import TradingCalendar
-from levibot.drift.monitoring import DIFFERENCES, LEVEL, Frames, trailing_run
-from levibot.drift.reference import MonitoredRows, ReferenceStats, monitored_rows, recent_scale
+from levibot.drift.dead_feed import dead_feed_reason, stalled_symbols
+from levibot.drift.monitoring import DIFFERENCES, LEVEL, Frames
+from levibot.drift.noise import distinct_times, joint_scale, noise_quantiles, short_window
+from levibot.drift.reference import ReferenceStats, monitored_rows, recent_scale
 from levibot.drift.stats import bin_counts_sorted, ks_statistic, psi
-from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds, Quantile
+from levibot.thresholds import CRITICAL, OK, WARNING, DriftThresholds
 from levibot.timeframe import to_utc, utc_now
 
 NO_DATA, INSUFFICIENT = "no_data", "insufficient_data"
@@ -106,114 +106,6 @@ class DriftResult:
 
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
-
-
-def noise_quantiles(
-    reference: ReferenceStats, name: str, n_current: int
-) -> tuple[Quantile, Quantile, Quantile | None, Quantile | None]:
-    """The feature's noise quantiles at a tail probability, at this sample size.
-
-    PSI / KS: the larger of (a) the ordinary windows' log-normal fit, exp(center + z x
-    spread), scaled from their size to `n_current` (PSI ~ 1/n, KS ~ 1/sqrt(n)), and (b)
-    the sampling noise of independent rows (PSI ~ chi2(bins - 1) x (1/n + 1/N), KS ~
-    Kolmogorov x sqrt(1/n + 1/N)). The scale ratios: exp(center + z x spread) of their
-    log over the ordinary windows (None when the reference could not measure them).
-    """
-    from scipy import stats  # slow to import; only a check needs it
-
-    n_ref = max(reference.n[name], 1)
-    df = max(reference.inner_edges[name].size, 1)
-    noise = reference.noise.get(name, {})
-    size = reference.window_rows / n_current if reference.window_rows else 1.0
-
-    def fitted(key: str, tail: float, power: float) -> float:
-        if f"{key}_center" not in noise:
-            return 0.0
-        z = float(stats.norm.isf(tail))
-        return math.exp(noise[f"{key}_center"] + z * noise[f"{key}_spread"]) * size**power
-
-    def psi_at(tail: float) -> float:
-        iid = float(stats.chi2.isf(tail, df)) * (1 / n_current + 1 / n_ref)
-        return max(iid, fitted("psi", tail, 1.0))
-
-    def ks_at(tail: float) -> float:
-        iid = float(stats.kstwobign.isf(tail)) * math.sqrt(1 / n_current + 1 / n_ref)
-        return max(iid, fitted("ks", tail, 0.5))
-
-    def lognormal(key: str) -> Callable[[float], float] | None:
-        if f"{key}_center" not in noise:
-            return None
-        center, spread = noise[f"{key}_center"], noise[f"{key}_spread"]
-        return lambda tail: math.exp(center + float(stats.norm.isf(tail)) * spread)
-
-    return psi_at, ks_at, lognormal("scale"), lognormal("level_scale")
-
-
-def distinct_times(times: np.ndarray) -> np.ndarray:
-    """The distinct values of sorted times (O(n), no second sort)."""
-    if times.size == 0:
-        return times
-    return times[np.concatenate(([True], times[1:] != times[:-1]))]
-
-
-def short_window(rows: MonitoredRows, bars: int, distinct: np.ndarray) -> slice:
-    """The columns of the last `bars` distinct bar times (rows are in time order)."""
-    if distinct.size == 0:
-        return slice(0, 0)
-    first = distinct[max(distinct.size - bars, 0)]
-    return slice(int(np.searchsorted(rows.times, first, side="left")), rows.rows)
-
-
-def dead_feed_reason(
-    reference: ReferenceStats, name: str, raw: dict[str, np.ndarray], j: int, bars: int
-) -> str | None:
-    """Why the feature's feed is dead in some symbol (stuck or gone), or None.
-
-    Stuck: its last value repeated for more bars than `bars` and twice the longest
-    repeat of the reference; gone: NaN for that long at the end of the window where the
-    reference never was.
-    """
-    if reference.n.get(name, 0) == 0:
-        return None
-    stuck_after = max(bars, 2 * reference.longest_repeat.get(name, 0))
-    gone_after = max(bars, 2 * reference.longest_nan.get(name, 0))
-    for symbol, values in raw.items():
-        repeat, missing = trailing_run(values[j])
-        where = f" on {symbol}" if symbol else ""
-        if repeat >= stuck_after:
-            return (
-                f"{name}{where} unchanged for the last {repeat} bars "
-                f"(reference longest {reference.longest_repeat.get(name, 0)})"
-            )
-        if missing >= gone_after:
-            return f"{name}{where} missing for the last {missing} bars"
-    return None
-
-
-def stalled_symbols(
-    rows: MonitoredRows,
-    window_end: pd.Timestamp | None,
-    bar: pd.Timedelta | None,
-    bars: int,
-    calendar: TradingCalendar | None,
-) -> list[str]:
-    """Symbols whose newest bar is `bars` or more open-market bars before the window end."""
-    if window_end is None or bar is None:
-        return []
-    out = []
-    for symbol, last in rows.last_bar.items():
-        if last is None:
-            out.append(f"{symbol or 'the series'} has no bar in the window")
-            continue
-        gap = (
-            calendar.open_seconds(last + bar, window_end)
-            if calendar is not None
-            else (window_end - (last + bar)).total_seconds()
-        )
-        missed = int(gap // bar.total_seconds())
-        if missed >= bars:
-            out.append(f"{symbol or 'the series'} has no new bar for {missed} bars")
-    return out
 
 
 def check_drift(
@@ -373,28 +265,6 @@ def check_drift(
         reasons=reasons,
         joint_scales={key: {"value": v, "threshold": t} for key, (v, t) in joints.items()},
     )
-
-
-def joint_scale(
-    reference: ReferenceStats, results: dict[str, FeatureDrift], key: str, tail: float
-) -> tuple[float | None, float | None]:
-    """The median over the features of their `key` ratios (on the log scale) and its
-    limit at `tail`: one more statistic of its family, with the same tail as each
-    feature's."""
-    fitted = reference.joint_scale.get(key)
-    if not fitted:
-        return None, None
-    logs = [
-        math.log(max(value, 1e-12))
-        for name in fitted["features"]
-        if name in results and (value := getattr(results[name], key)) is not None
-    ]
-    if not logs:
-        return None, None
-    from scipy import stats
-
-    limit = math.exp(fitted["center"] + float(stats.norm.isf(tail)) * fitted["spread"])
-    return math.exp(float(np.median(logs))), limit
 
 
 def _overall(
