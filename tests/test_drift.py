@@ -316,7 +316,7 @@ def _audit(settings: Settings) -> AuditLog:
 
 # Features the scenario moves while the same seed's undrifted market leaves them 'ok'.
 SCENARIO_FEATURES = {
-    "vol_shock": ["ret_3", "ema_20"],
+    "vol_shock": ["ret_1", "ret_3"],
     "feature_freeze": ["oi_chg_3", "ob_imb"],
 }
 

@@ -160,7 +160,9 @@ def check_drift(
             # float64 -> float32 is monotone, so the rounded column stays sorted
             ref_sorted = reference.sorted_values[name]
             ks_value = ks_statistic(ref_sorted, column.astype(ref_sorted.dtype))
-            psi_at, ks_at, scale_at, level_scale_at = noise_quantiles(reference, name, n_cur)
+            psi_at, ks_at, scale_at, level_scale_at = noise_quantiles(
+                reference, name, n_cur, thresholds.noise_tail_df
+            )
             if scale_at is not None or level_scale_at is not None:
                 # the window's median absolute deviation from the reference median: the
                 # scale both ratios divide by (the newest bars' own share of it is small)
@@ -220,13 +222,18 @@ def check_drift(
     status, reasons = _overall(results, n_rows, lost, thresholds)
     joints = {
         "scale": joint_scale(
-            reference, results, "scale", thresholds.critical_tail(len(results) + 1, short_hours, 1)
+            reference,
+            results,
+            "scale",
+            thresholds.critical_tail(len(results) + 1, short_hours, 1),
+            thresholds.noise_tail_df,
         ),
         "level_scale": joint_scale(
             reference,
             results,
             "level_scale",
             thresholds.critical_tail(len(results) + 1, window_hours, 3),
+            thresholds.noise_tail_df,
         ),
     }
     joints = {

@@ -13,8 +13,17 @@ from levibot.drift.reference import MonitoredRows, ReferenceStats
 from levibot.thresholds import Quantile
 
 
+def tail_z(tail: float, df: float) -> float:
+    """The log-statistic's standardised quantile at `tail`: Student t with `df` degrees of
+    freedom scaled to unit variance. The ordinary windows' log statistics have heavier
+    tails than a normal (`DriftThresholds.noise_tail_df`)."""
+    from scipy import stats
+
+    return float(stats.t.isf(tail, df)) * math.sqrt((df - 2) / df)
+
+
 def noise_quantiles(
-    reference: ReferenceStats, name: str, n_current: int
+    reference: ReferenceStats, name: str, n_current: int, tail_df: float
 ) -> tuple[Quantile, Quantile, Quantile | None, Quantile | None]:
     """The feature's noise quantiles at a tail probability, at this sample size.
 
@@ -34,7 +43,7 @@ def noise_quantiles(
     def fitted(key: str, tail: float, power: float) -> float:
         if f"{key}_center" not in noise:
             return 0.0
-        z = float(stats.norm.isf(tail))
+        z = tail_z(tail, tail_df)
         return math.exp(noise[f"{key}_center"] + z * noise[f"{key}_spread"]) * size**power
 
     def psi_at(tail: float) -> float:
@@ -49,7 +58,7 @@ def noise_quantiles(
         if f"{key}_center" not in noise:
             return None
         center, spread = noise[f"{key}_center"], noise[f"{key}_spread"]
-        return lambda tail: math.exp(center + float(stats.norm.isf(tail)) * spread)
+        return lambda tail: math.exp(center + tail_z(tail, tail_df) * spread)
 
     return psi_at, ks_at, lognormal("scale"), lognormal("level_scale")
 
@@ -70,7 +79,7 @@ def short_window(rows: MonitoredRows, bars: int, distinct: np.ndarray) -> slice:
 
 
 def joint_scale(
-    reference: ReferenceStats, results: Mapping[str, Any], key: str, tail: float
+    reference: ReferenceStats, results: Mapping[str, Any], key: str, tail: float, tail_df: float
 ) -> tuple[float | None, float | None]:
     """The median over the features of their `key` ratios (on the log scale) and its
     limit at `tail`: one more statistic of its family, with the same tail as each
@@ -85,7 +94,6 @@ def joint_scale(
     ]
     if not logs:
         return None, None
-    from scipy import stats
 
-    limit = math.exp(fitted["center"] + float(stats.norm.isf(tail)) * fitted["spread"])
+    limit = math.exp(fitted["center"] + tail_z(tail, tail_df) * fitted["spread"])
     return math.exp(float(np.median(logs))), limit
