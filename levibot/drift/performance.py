@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from levibot.marathon.scoring import hac_variance, log_loss_per_row, newey_west_lag
+from levibot.marathon.scoring import (
+    hac_variance,
+    log_loss_per_row,
+    newey_west_lag,
+    realised_up,
+)
 from levibot.thresholds import CRITICAL, OK, DriftThresholds
 
 BASELINE_KEYS = ("loss_per_bar_mean", "loss_per_bar_long_run_sd", "loss_per_bar_bars")
@@ -170,14 +175,13 @@ def served_losses(
         if close is None:
             continue
         times = pd.to_datetime(group["bar_time"], utc=True)
-        now = close.reindex(times).to_numpy()
-        ahead = close.shift(-horizon).reindex(times).to_numpy()
-        known = ~(np.isnan(now) | np.isnan(ahead))
+        y = realised_up(close, times, horizon)
+        known = ~np.isnan(y)
         parts.append(
             pd.DataFrame(
                 {
                     "bar": times.to_numpy()[known],
-                    "y": (ahead > now)[known].astype(float),
+                    "y": y[known],
                     "p": group["p_up"].to_numpy(dtype=float)[known],
                 }
             )

@@ -183,6 +183,14 @@ def diebold_mariano(
     )
 
 
+def realised_up(close: pd.Series, bar_times, horizon: int) -> np.ndarray:
+    """1 where the close `horizon` bars after each bar time is above that bar's close,
+    0 where not, NaN where either close is not known (yet)."""
+    now = close.reindex(bar_times).to_numpy(dtype=float)
+    ahead = close.shift(-horizon).reindex(bar_times).to_numpy(dtype=float)
+    return np.where(np.isnan(ahead) | np.isnan(now), np.nan, (ahead > now).astype(float))
+
+
 def paired_frame(
     predictions: pd.DataFrame,
     closes: dict[str, pd.Series],
@@ -222,14 +230,7 @@ def paired_frame(
         if close is None:
             outcome.append(pd.Series(np.nan, index=group.index))
             continue
-        now = close.reindex(group["bar_time"]).to_numpy()
-        ahead = close.shift(-horizon).reindex(group["bar_time"]).to_numpy()
-        outcome.append(
-            pd.Series(
-                np.where(np.isnan(ahead) | np.isnan(now), np.nan, (ahead > now).astype(float)),
-                index=group.index,
-            )
-        )
+        outcome.append(pd.Series(realised_up(close, group["bar_time"], horizon), index=group.index))
     wide["y"] = pd.concat(outcome) if outcome else np.nan
     unknown = int(wide["y"].isna().sum())
     if unknown:
