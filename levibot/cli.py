@@ -168,11 +168,12 @@ def _add_drift(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     drift = sub.add_parser(
         "drift",
         parents=[common],
-        help="drift of the newest bars vs the prod training window (features, dead feeds, "
-        "the served releases' loss)",
+        help="drift of the newest bars vs the newest release's training window (features, "
+        "dead feeds, the served releases' loss)",
         description="Per-feature PSI/KS and short-window scale of the newest bars against "
-        "the prod training window, each against its own noise-calibrated limits; dead or "
-        "missing feeds; the served releases' realised log loss against their test level. "
+        "the newest release's training window (the candidate's during a marathon), each "
+        "against its own noise-calibrated limits; dead or missing feeds; the served "
+        "releases' realised log loss against their test level. "
         "CRITICAL turns the kill switch on.",
         epilog=DRIFT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -13,7 +13,9 @@
 # ---
 
 # %% [markdown]
-# # Drift: the newest window against the prod model's training window
+# # Drift: the newest window against the newest release's training window
+#
+# The newest release is the candidate while a marathon runs (else prod).
 #
 # Per feature, the compared value is chosen from the data: the level, or its change
 # (second change) when the level persists (lag-1 autocorrelation >= 0.6), so slow
@@ -35,7 +37,7 @@ drift_current_hours = 24.0
 # %%
 from IPython.display import display
 
-from levibot.drift import current_frames, prod_reference, run_drift_check, save_reference
+from levibot.drift import current_frames, newest_reference, run_drift_check, save_reference
 from levibot.io import write_json_atomic
 from levibot.reporting import drift_table, plot_drift
 from levibot.settings import task_settings
@@ -45,7 +47,7 @@ settings = task_settings(
     registry_dir=registry_dir,
     drift_current_hours=drift_current_hours,
 )
-reference = prod_reference(settings)
+reference = newest_reference(settings)
 save_reference(product["reference"], reference)
 result = run_drift_check(settings, reference_path=product["reference"])
 report = result.to_dict()

@@ -32,8 +32,11 @@ from levibot.drift import (
     fit_reference,
     ks_statistic,
     load_reference,
+    newest_reference,
     psi,
     psi_bins,
+    reference_release,
+    release_reference,
     run_drift_check,
     save_reference,
 )
@@ -42,7 +45,7 @@ from levibot.ingest import run_ingest
 from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
-from levibot.registry import ModelEntry, bootstrap_prod
+from levibot.registry import ModelEntry, bootstrap_prod, load_registry, register_candidate
 from levibot.settings import Settings, load_settings
 from levibot.state.drift_log import drift_history
 from levibot.state.paths import Paths
@@ -381,6 +384,34 @@ def test_reference_fitted_from_the_prod_training_window(
     early = run_drift_check(settings, now=END - pd.Timedelta(days=3, minutes=5))
     assert early.window_end == (END - pd.Timedelta(days=3, minutes=15)).isoformat()
     assert early.status != INSUFFICIENT
+
+
+def test_a_registered_candidate_is_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a marathon the checks compare with the candidate's (newer) training
+    window: a rollback returns to prod, so drift from prod's window alone cannot be a
+    reason for one."""
+    settings = _settings(tmp_path, monkeypatch, "none")
+    run_ingest(settings, now=END)
+    registry = settings.registry_dir / "model_registry.json"
+    prod = _prod_entry(registry.parent)
+    bootstrap_prod(registry, prod, reason="t")
+    assert reference_release(load_registry(registry)) == ("prod", prod)
+    window = ((END - pd.Timedelta(days=4)).isoformat(), (END - pd.Timedelta(days=1)).isoformat())
+    candidate = make_entry(registry.parent, "cand-1", features=FEATURES, train=window)
+    register_candidate(registry, candidate, reason="t")
+    assert reference_release(load_registry(registry)) == ("candidate", candidate)
+
+    result = run_drift_check(settings, now=END)
+    assert (result.extra["reference_model"], result.extra["reference_role"]) == (
+        "cand-1",
+        "candidate",
+    )
+    expected = release_reference(settings, candidate, current_hours=result.extra["current_hours"])
+    assert result.reference_rows == expected.rows
+    assert expected.rows != release_reference(settings, prod).rows  # 3 days, not 5
+    assert newest_reference(settings).rows == expected.rows
 
 
 def test_bad_inputs_get_named_statuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""Drift of the serving window against the prod model's training window, with stated
+"""Drift of the serving window against the newest release's training window (the
+candidate's during a marathon, else prod's: `reference_release`), with stated
 error rates: feature distributions, dead feeds, and the served releases' loss and P(up).
 
 * `fit_reference` summarises the REFERENCE window once, at training time: per feature
@@ -43,8 +44,9 @@ from levibot.drift.job import (
     DriftError,
     current_frames,
     current_window,
+    newest_reference,
     pooled,
-    prod_reference,
+    reference_release,
     release_reference,
     run_drift_check,
     window_bars,
@@ -99,10 +101,11 @@ __all__ = [
     "format_table",
     "ks_statistic",
     "load_reference",
+    "newest_reference",
     "pooled",
-    "prod_reference",
     "psi",
     "psi_bins",
+    "reference_release",
     "release_reference",
     "run_drift_check",
     "save_reference",

@@ -1,4 +1,5 @@
-"""The scheduled drift check: the store's newest window against the prod training window.
+"""The scheduled drift check: the store's newest window against the newest release's
+training window (`reference_release`).
 
 Loads through the catalog (registry, store, canary-policy thresholds), compares with the
 pure `check_drift`, and writes through the catalog (the drift log; on CRITICAL the kill
@@ -36,7 +37,7 @@ from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
 from levibot.online.killswitch import KillSwitch
 from levibot.online.shadow_log import ShadowLog
-from levibot.registry import ModelEntry, load_canary_policy, load_registry
+from levibot.registry import ModelEntry, Registry, load_canary_policy, load_registry
 from levibot.settings import Settings
 from levibot.state.drift_log import report_path, write_drift_report
 from levibot.state.paths import Paths
@@ -113,19 +114,34 @@ def current_window(
     return pooled(current_frames(settings, hours=hours, now=now))
 
 
-def prod_reference(
+def reference_release(registry: Registry) -> tuple[str, ModelEntry] | None:
+    """The release whose training window the drift checks compare with: the candidate
+    while one is registered (a marathon is running), else prod.
+
+    A marathon ends in PROMOTE (the candidate serves everything) or ROLLBACK (prod goes
+    on alone), so the market has to be judged against what the candidate knows: drift
+    away from prod's older training window alone is the market moving on, which is a
+    reason to replace prod, not to stop trading and keep it. The candidate's window is
+    also the newest, so it is the one a working market resembles most.
+    """
+    if registry.candidate is not None:
+        return "candidate", registry.candidate
+    return ("prod", registry.prod) if registry.prod is not None else None
+
+
+def newest_reference(
     settings: Settings,
     *,
     current_hours: float | None = None,
     registry_file: Path | str | None = None,
 ) -> ReferenceStats:
-    """The prod model's training window as a drift reference, with its ordinary-window
-    baseline measured on windows as long as the checks' (`current_hours`)."""
+    """The `reference_release`'s training window as a drift reference, with its
+    ordinary-window baseline measured on windows as long as the checks'."""
     paths = Paths.of(settings, registry=registry_file)
-    prod = load_registry(paths.registry, missing_ok=True).prod
-    if prod is None:
+    chosen = reference_release(load_registry(paths.registry, missing_ok=True))
+    if chosen is None:
         raise DriftError(f"{paths.registry}: no prod model, so no reference window")
-    return release_reference(settings, prod, current_hours=current_hours)
+    return release_reference(settings, chosen[1], current_hours=current_hours)
 
 
 def release_reference(
@@ -163,10 +179,11 @@ def run_drift_check(
     frames: dict[str, pd.DataFrame] | None = None,
 ) -> DriftResult:
     """Check the newest `current_hours` (default: the settings') of the store against the
-    prod training window, with the canary policy's drift thresholds unless given.
+    training window of `reference_release` (the candidate during a marathon, else prod),
+    with the canary policy's drift thresholds unless given.
 
     The reference is `reference_path` (a stored ``.npz``) when given, else fitted now from
-    the store rows of the prod entry's symbols in [train_start, train_end). The current
+    the store rows of that entry's symbols in [train_start, train_end). The current
     window is the bars opened in [end - current_hours, end), pooled over the symbols,
     where end is the bar boundary at or before `now` (default: just after the newest
     stored bar). The report is named after `now` (else the wall clock); on CRITICAL the
@@ -175,8 +192,9 @@ def run_drift_check(
     in-process replay), instead of reading the store.
     """
     paths = Paths.of(settings, registry=registry_file)
-    prod = load_registry(paths.registry, missing_ok=True).prod
-    if prod is None and reference_path is None:
+    registry = load_registry(paths.registry, missing_ok=True)
+    prod, chosen = registry.prod, reference_release(registry)
+    if chosen is None and reference_path is None:
         raise DriftError(f"{paths.registry}: no prod model, so no reference window (or pass one)")
     if thresholds is None:
         thresholds = load_canary_policy(paths.canary_policy).thresholds.drift
@@ -212,9 +230,9 @@ def run_drift_check(
             return result
         source = {"reference_file": str(reference_path)}
     else:
-        assert prod is not None
-        reference = prod_reference(settings, current_hours=hours, registry_file=registry_file)
-        source = {"reference_model": prod.id}
+        assert chosen is not None
+        reference = release_reference(settings, chosen[1], current_hours=hours)
+        source = {"reference_model": chosen[1].id, "reference_role": chosen[0]}
 
     result = check_drift(
         reference,

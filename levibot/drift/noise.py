@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,29 @@ from levibot.drift.reference import MonitoredRows, ReferenceStats
 from levibot.thresholds import Quantile
 
 
+@lru_cache(maxsize=1024)
 def tail_z(tail: float, df: float) -> float:
     """The log-statistic's standardised quantile at `tail`: Student t with `df` degrees of
     freedom scaled to unit variance. The ordinary windows' log statistics have heavier
-    tails than a normal (`DriftThresholds.noise_tail_df`)."""
+    tails than a normal (`DriftThresholds.noise_tail_df`). Cached: a check asks for the
+    same few tails on every feature, and scipy's isf costs ~0.3 ms a call."""
     from scipy import stats
 
     return float(stats.t.isf(tail, df)) * math.sqrt((df - 2) / df)
+
+
+@lru_cache(maxsize=1024)
+def _chi2_isf(tail: float, df: int) -> float:
+    from scipy import stats
+
+    return float(stats.chi2.isf(tail, df))
+
+
+@lru_cache(maxsize=1024)
+def _kolmogorov_isf(tail: float) -> float:
+    from scipy import stats
+
+    return float(stats.kstwobign.isf(tail))
 
 
 def noise_quantiles(
@@ -33,8 +50,6 @@ def noise_quantiles(
     Kolmogorov x sqrt(1/n + 1/N)). The scale ratios: exp(center + z x spread) of their
     log over the ordinary windows (None when the reference could not measure them).
     """
-    from scipy import stats  # slow to import; only a check needs it
-
     n_ref = max(reference.n[name], 1)
     df = max(reference.inner_edges[name].size, 1)
     noise = reference.noise.get(name, {})
@@ -47,11 +62,11 @@ def noise_quantiles(
         return math.exp(noise[f"{key}_center"] + z * noise[f"{key}_spread"]) * size**power
 
     def psi_at(tail: float) -> float:
-        iid = float(stats.chi2.isf(tail, df)) * (1 / n_current + 1 / n_ref)
+        iid = _chi2_isf(tail, df) * (1 / n_current + 1 / n_ref)
         return max(iid, fitted("psi", tail, 1.0))
 
     def ks_at(tail: float) -> float:
-        iid = float(stats.kstwobign.isf(tail)) * math.sqrt(1 / n_current + 1 / n_ref)
+        iid = _kolmogorov_isf(tail) * math.sqrt(1 / n_current + 1 / n_ref)
         return max(iid, fitted("ks", tail, 0.5))
 
     def lognormal(key: str) -> Quantile | None:

@@ -69,7 +69,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     settings = _marathon_settings(args)
     names = [n.strip() for n in args.scenarios.split(",")] if args.scenarios else list(SCENARIOS)
     report = simulate(
-        settings, runs=args.runs, scenarios=names,
+        settings, runs=args.runs, scenarios=names, workers=args.workers,
         progress=None if args.json else (lambda line: print(line, file=sys.stderr)),
     )  # fmt: skip
     print(json.dumps(report, indent=2, default=str) if args.json else format_table(report))
@@ -209,6 +209,9 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     sim.add_argument("--runs", type=int, default=20, help="marathons per scenario (default 20)")
     sim.add_argument("--scenarios", default=None, help="comma-separated (default: all)")
     sim.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    sim.add_argument(
+        "--workers", type=int, default=None, help="runs at a time (default: one per core)"
+    )
     evaluate = add(
         "evaluate", _cmd_evaluate, "T+48h evaluation: PROMOTE (0) / EXTEND (1) / ROLLBACK (3)"
     )

@@ -213,10 +213,11 @@ def run_replay(
 ) -> ReplayOutcome:  # fmt: skip
     """Replay `config.hours` of the held-out bars; see the module docstring.
 
-    `reference`: a drift reference `.npz` fitted earlier for this prod release (the
-    simulation reuses one across runs); by default it is fitted from the store once.
+    `reference`: a drift reference `.npz` fitted earlier for the release the checks
+    compare with (`levibot.drift.reference_release`; the simulation reuses one across
+    runs); by default it is fitted from the store once.
     """
-    from levibot.drift import prod_reference, run_drift_check, save_reference
+    from levibot.drift import newest_reference, run_drift_check, save_reference
     from levibot.online.staleness_guard import guard_staleness
     from levibot.tuning import run_tuning
 
@@ -236,7 +237,7 @@ def run_replay(
     frames, bars = prepared["frames"], prepared["bars"]
     store = paths.store()
     if reference is None:  # fitted once: every check then only reads the current window
-        reference = save_reference(ws.drift_reference, prod_reference(replay))
+        reference = save_reference(ws.drift_reference, newest_reference(replay))
     fraction = config.canary_fraction
     canary = update_canary_policy(paths.canary_policy, enabled=True, fraction=fraction)
     limits = canary.thresholds

@@ -33,10 +33,13 @@ dead_feed       strong               strong (other data)    no new bar from hour
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,18 +222,20 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> Path:
 
 
 def training_reference(root: Path, name: str) -> Path:
-    """The scenario's drift reference: its prod release's training window, read from the
-    market that release was trained on, as in production (fitted once, reused)."""
-    from levibot.drift import release_reference, save_reference
+    """The scenario's drift reference: the training window of the release the checks
+    compare with (`reference_release`: the candidate), read from the market that release
+    was trained on, as in production (fitted once, reused)."""
+    from levibot.drift import reference_release, release_reference, save_reference
     from levibot.registry import load_registry
 
     scenario_paths = Paths.of(_settings(root / "scenarios" / name))
     path = Workspace(root / "scenarios" / name).drift_reference
     if path.exists():
         return path
-    prod = load_registry(scenario_paths.registry).prod
-    assert prod is not None  # build_scenario_registry registered it
-    market = SCENARIOS[name].prod[0]
+    chosen = reference_release(load_registry(scenario_paths.registry))
+    assert chosen is not None  # build_scenario_registry registered both releases
+    role, entry = chosen
+    market = getattr(SCENARIOS[name], role)[0]
     market_settings = _settings(
         root / "markets" / market,
         seed=TRAIN_SEEDS[market],
@@ -238,7 +243,7 @@ def training_reference(root: Path, name: str) -> Path:
         end=TRAIN_END,
         sim_edge=MARKET_EDGES[market],
     )
-    return save_reference(path, release_reference(market_settings, prod))
+    return save_reference(path, release_reference(market_settings, entry))
 
 
 def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, Any]:
@@ -248,7 +253,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     from levibot.marathon.replay import ReplayConfig, run_replay
 
     registry_dir = build_scenario_registry(root, name, scenario)
-    workdir = root / "runs" / name
+    workdir = root / "runs" / f"{name}-{run}"
     if workdir.exists():
         shutil.rmtree(workdir)
     seed = RUN_SEED_BASE + run
@@ -277,6 +282,7 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     )
     outcome = run_replay(settings, workdir / "replay", config, reference=reference)
     result = evaluate_marathon(outcome.settings, outcome.summary)
+    shutil.rmtree(workdir, ignore_errors=True)  # a throwaway market: gigabytes at N = 50
     faulty = scenario.drift != "none" or scenario.dead_feed
     detected = [
         pd.Timestamp(p["now"])
@@ -297,6 +303,25 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
         "detection_hours": detection_hours,
         "rules": result["rules_fired"],
     }
+
+
+def _worker_init() -> None:
+    """One thread per worker process: the workers already use every core."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_job(job: tuple[Path, str, int]) -> dict[str, Any]:
+    root, name, run = job
+    with without_fsync():  # throwaway workspaces: atomic, but not fsynced
+        return run_once(root, name, SCENARIOS[name], run)
+
+
+def default_workers() -> int:
+    """One run per core (the runs are independent and CPU-bound)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -328,14 +353,20 @@ def simulate(
     runs: int,
     scenarios: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Run `runs` marathons per scenario; the JSON `levibot marathon simulate` prints."""
+    """Run `runs` marathons per scenario, `workers` at a time in separate processes
+    (default: one per core); the JSON `levibot marathon simulate` prints. A run depends
+    only on its scenario and run number, so the result does not depend on `workers`."""
     names = list(scenarios or SCENARIOS)
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
         raise ValueError(f"unknown scenarios {unknown}; choose from {sorted(SCENARIOS)}")
     if runs < 1:
         raise ValueError(f"--runs must be at least 1, got {runs}")
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
     root = Paths.of(settings).simulation_dir
     wall = time.monotonic()
     for market in sorted(
@@ -344,21 +375,33 @@ def simulate(
         if progress:
             progress(f"training releases on the {market} market (once; reused later)")
         train_market(root, market)
-    out: dict[str, Any] = {}
-    for name in names:
-        outcomes = []
-        for run in range(runs):
-            with without_fsync():  # throwaway workspaces: atomic, but not fsynced
-                outcomes.append(run_once(root, name, SCENARIOS[name], run))
-            if progress:
-                progress(f"{name} run {run + 1}/{runs}: {outcomes[-1]['decision']}")
-        out[name] = summarise(outcomes, SCENARIOS[name])
+    for name in names:  # shared by the runs: built once, before they start
+        build_scenario_registry(root, name, SCENARIOS[name])
+        training_reference(root, name)
+    jobs = [(root, name, run) for name in names for run in range(runs)]
+    outcomes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+
+    def record(job: tuple[Path, str, int], outcome: dict[str, Any]) -> None:
+        outcomes[job[1]].append(outcome)
+        if progress:
+            progress(f"{job[1]} run {job[2] + 1}/{runs}: {outcome['decision']}")
+
+    if workers == 1:
+        for job in jobs:
+            record(job, _run_job(job))
+    else:
+        context = multiprocessing.get_context("spawn")  # no forked torch / OpenMP state
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            for job, outcome in zip(jobs, pool.map(_run_job, jobs), strict=True):
+                record(job, outcome)
+    out = {name: summarise(outcomes[name], SCENARIOS[name]) for name in names}
     return {
         "scenarios": out,
         "edges": dict(MARKET_EDGES),
         "marathon_hours": MARATHON_HOURS,
         "onset_hours": ONSET_HOURS,
         "wall_seconds": time.monotonic() - wall,
+        "workers": workers,
     }
 
 
@@ -381,5 +424,8 @@ def format_table(report: dict[str, Any]) -> str:
             f"| {num(row['median_hours_needed'], 0)} | {num(row['median_detection_hours'], 1)} "
             f"| {row['target']} |"
         )
-    lines.append(f"\nmarket edges {report['edges']}; wall time {report['wall_seconds']:.0f} s")
+    lines.append(
+        f"\nmarket edges {report['edges']}; wall time {report['wall_seconds']:.0f} s"
+        f" on {report.get('workers', 1)} worker(s)"
+    )
     return "\n".join(lines)

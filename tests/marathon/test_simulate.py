@@ -28,8 +28,10 @@ def test_summary_counts_decisions_and_takes_medians_of_known_values():
     assert (row["runs"], row["PROMOTE"], row["EXTEND"], row["ROLLBACK"]) == (2, 0, 1, 1)
     assert row["kill_switch"] == 1 and row["median_min_detectable_effect"] == pytest.approx(0.02)
     assert row["median_hours_needed"] == 40.0 and row["median_detection_hours"] == 0.5
-    table = format_table({"scenarios": {"equal": row}, "edges": {}, "wall_seconds": 1.0})
+    report = {"scenarios": {"equal": row}, "edges": {}, "wall_seconds": 1.0, "workers": 2}
+    table = format_table(report)
     assert "| equal | 2 | 0 | 1 | 1 | 1 | 1 | 0.0200 | 40 | 0.5 |" in table
+    assert table.endswith("wall time 1 s on 2 worker(s)")
 
 
 def test_bad_arguments_are_named(settings):
@@ -37,3 +39,5 @@ def test_bad_arguments_are_named(settings):
         simulate(settings, runs=1, scenarios=["calm"])
     with pytest.raises(ValueError, match="--runs must be at least 1"):
         simulate(settings, runs=0)
+    with pytest.raises(ValueError, match="--workers must be at least 1"):
+        simulate(settings, runs=1, workers=0)
