@@ -254,6 +254,8 @@ def test_missing_column_is_a_named_critical_status(reference_frame: pd.DataFrame
 def test_reference_round_trip(tmp_path: Path, reference_frame: pd.DataFrame) -> None:
     ref = reference_frame.assign(d=np.nan)
     stats = fit_reference(ref, ["a", "b", "c", "d"], bins=7)
+    assert stats.source is None  # fitted from bare rows: no release behind it
+    stats.source = "cand-1"
     path = save_reference(tmp_path / "models" / "reference.npz", stats)
     assert path.exists() and not list(path.parent.glob("*.tmp"))
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
@@ -261,6 +263,7 @@ def test_reference_round_trip(tmp_path: Path, reference_frame: pd.DataFrame) -> 
     loaded = load_reference(path)
     assert loaded.features == stats.features and loaded.bins == 7 and loaded.rows == 5000
     assert loaded.window_start == stats.window_start and loaded.n == stats.n
+    assert loaded.source == "cand-1"
     for name in stats.features:
         np.testing.assert_array_equal(loaded.inner_edges[name], stats.inner_edges[name])
         np.testing.assert_array_equal(loaded.proportions[name], stats.proportions[name])
@@ -409,7 +412,7 @@ def test_a_registered_candidate_is_the_reference(
         "candidate",
     )
     expected = release_reference(settings, candidate, current_hours=result.extra["current_hours"])
-    assert result.reference_rows == expected.rows
+    assert result.reference_rows == expected.rows and expected.source == "cand-1"
     assert expected.rows != release_reference(settings, prod).rows  # 3 days, not 5
     assert newest_reference(settings).rows == expected.rows
 

@@ -155,11 +155,13 @@ def release_reference(
     )
     limits = load_canary_policy(paths.canary_policy).thresholds.drift
     hours = _hours(settings, current_hours, limits.min_rows)
-    return fit_reference(
+    fitted = fit_reference(
         train,
         window_bars=window_bars(hours, entry.timeframe),
         short_window_bars=limits.short_window_bars,
     )
+    fitted.source = entry.id
+    return fitted
 
 
 def window_bars(hours: float, timeframe: str) -> int:

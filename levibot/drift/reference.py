@@ -80,6 +80,7 @@ class ReferenceStats:
     joint_scale: dict[str, Any] = field(default_factory=dict)
     longest_repeat: dict[str, int] = field(default_factory=dict)
     longest_nan: dict[str, int] = field(default_factory=dict)
+    source: str | None = None  # the release whose training window this is (its id)
 
 
 @dataclass
@@ -378,6 +379,7 @@ def save_reference(path: Path | str, stats: ReferenceStats) -> Path:
         "joint_scale": stats.joint_scale,
         "longest_repeat": stats.longest_repeat,
         "longest_nan": stats.longest_nan,
+        "source": stats.source,
     }
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
     for i, name in enumerate(stats.features):
@@ -423,6 +425,7 @@ def load_reference(path: Path | str) -> ReferenceStats:
                 joint_scale=dict(meta["joint_scale"]),
                 longest_repeat={f: int(meta["longest_repeat"][f]) for f in features},
                 longest_nan={f: int(meta["longest_nan"][f]) for f in features},
+                source=meta.get("source"),
             )
     except FileNotFoundError:
         raise

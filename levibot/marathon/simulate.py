@@ -225,16 +225,16 @@ def training_reference(root: Path, name: str) -> Path:
     """The scenario's drift reference: the training window of the release the checks
     compare with (`reference_release`: the candidate), read from the market that release
     was trained on, as in production (fitted once, reused)."""
-    from levibot.drift import reference_release, release_reference, save_reference
+    from levibot.drift import load_reference, reference_release, release_reference, save_reference
     from levibot.registry import load_registry
 
     scenario_paths = Paths.of(_settings(root / "scenarios" / name))
     path = Workspace(root / "scenarios" / name).drift_reference
-    if path.exists():
-        return path
     chosen = reference_release(load_registry(scenario_paths.registry))
     assert chosen is not None  # build_scenario_registry registered both releases
     role, entry = chosen
+    if path.exists() and load_reference(path).source == entry.id:
+        return path  # fitted earlier for this very release
     market = getattr(SCENARIOS[name], role)[0]
     market_settings = _settings(
         root / "markets" / market,
