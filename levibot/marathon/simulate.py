@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -329,6 +331,14 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
+def rule_shape(rule: str) -> str:
+    """A fired rule with its numbers and intervals blanked, so the runs' rules can be
+    counted: which rule blocks PROMOTE, which one rolls back."""
+    shape = re.sub(r"\[[^\]]*\]", "[..]", rule)
+    shape = re.sub(r"[-+]?\d+(\.\d+)?", "#", shape)
+    return re.sub(r"\s+", " ", shape).strip()
+
+
 def summarise(outcomes: list[dict[str, Any]], scenario: Scenario) -> dict[str, Any]:
     decisions = [o["decision"] for o in outcomes]
     return {
@@ -343,6 +353,11 @@ def summarise(outcomes: list[dict[str, Any]], scenario: Scenario) -> dict[str, A
         "median_log_loss_difference": _median([o["log_loss_difference"] for o in outcomes]),
         "median_sharpe_difference": _median([o["sharpe_difference"] for o in outcomes]),
         "median_detection_hours": _median([o["detection_hours"] for o in outcomes]),
+        "rules": dict(
+            Counter(
+                rule_shape(rule) for o in outcomes for rule in dict.fromkeys(o.get("rules", []))
+            ).most_common()
+        ),
         "target": scenario.expected,
     }
 

@@ -135,7 +135,10 @@ UNSURE = ((-0.001, -0.004, 0.002), (2.0, -20.0, 24.0), (0.0, -0.01, 0.01))
         (checks(inconclusive=("ece",)), evidence(), QUIET, "EXTEND", "ece (inconclusive)"),
         (checks(), evidence(*UNSURE), QUIET, "EXTEND", "about 30 more hours"),
         (checks(), evidence(sharpe=(3.0, 0.1, 6.0)), QUIET, "EXTEND", "does not clear +0.2"),
-        (checks(), evidence(dd=(0.0, -0.01, 0.01)), QUIET, "EXTEND", "not below 0"),
+        (checks(), evidence(dd=(0.004, -0.01, 0.02)), QUIET, "EXTEND", "is above 0"),
+        # the drawdown is a guard on the point: a wide interval does not block
+        (checks(), evidence(dd=(-0.01, -0.05, 0.03)), QUIET, "PROMOTE", "at or below 0"),
+        (checks(), evidence(dd=(float("nan"),) * 3), QUIET, "EXTEND", "no MaxDD comparison"),
         (
             checks(),
             evidence(),

@@ -19,15 +19,19 @@ def test_summary_counts_decisions_and_takes_medians_of_known_values():
     runs = [
         {"decision": "ROLLBACK", "kill_switch": True, "critical_drift": True,
          "min_detectable_effect": 0.01, "hours_needed": None, "log_loss_difference": 0.002,
-         "sharpe_difference": -3.0, "detection_hours": 0.5},
+         "sharpe_difference": -3.0, "detection_hours": 0.5,
+         "rules": ["critical drift in 3 drift checks"]},
         {"decision": "EXTEND", "kill_switch": False, "critical_drift": False,
          "min_detectable_effect": 0.03, "hours_needed": 40.0, "log_loss_difference": -0.001,
-         "sharpe_difference": 1.0, "detection_hours": None},
+         "sharpe_difference": 1.0, "detection_hours": None,
+         "rules": ["MaxDD canary - 0.9 x prod -0.01 [-0.02, +0.00] is above 0"]},
     ]  # fmt: skip
     row = summarise(runs, SCENARIOS["equal"])
     assert (row["runs"], row["PROMOTE"], row["EXTEND"], row["ROLLBACK"]) == (2, 0, 1, 1)
     assert row["kill_switch"] == 1 and row["median_min_detectable_effect"] == pytest.approx(0.02)
     assert row["median_hours_needed"] == 40.0 and row["median_detection_hours"] == 0.5
+    assert row["rules"] == {"critical drift in # drift checks": 1,
+                            "MaxDD canary - # x prod # [..] is above #": 1}  # fmt: skip
     report = {"scenarios": {"equal": row}, "edges": {}, "wall_seconds": 1.0, "workers": 2}
     table = format_table(report)
     assert "| equal | 2 | 0 | 1 | 1 | 1 | 1 | 0.0200 | 40 | 0.5 |" in table
