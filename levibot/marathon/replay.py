@@ -295,9 +295,11 @@ def run_replay(
                 paths, per_symbol, limit=limits.max_staleness_sec, now=now
             )
             if config.drift_every_bars and i % config.drift_every_bars == 0:
-                point["drift"] = run_drift_check(
-                    replay, now=now, reference_path=reference, frames=shown
-                ).status
+                checked = run_drift_check(replay, now=now, reference_path=reference, frames=shown)
+                point["drift"] = checked.status
+                point["loss_alarm"] = [  # the releases whose loss monitor has crossed
+                    m["role"] for m in checked.extra.get("performance", []) if m["alarm_at"]
+                ]
             if config.tune_every_bars and i % config.tune_every_bars == config.tune_every_bars - 1:
                 point["weights"] = run_tuning(replay, now=now).weights
             if point["stale_guard"] or point.get("drift") == "critical":

@@ -294,6 +294,11 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
     detection_hours = (
         (min(detected) - onset) / pd.Timedelta(hours=1) if faulty and detected else None
     )
+    loss_alarms = [
+        pd.Timestamp(p["now"])
+        for p in outcome.summary["timeline"]
+        if "candidate" in p.get("loss_alarm", [])
+    ]
     return {
         "decision": result["decision"],
         "kill_switch": result["incidents"]["kill_switch_activations"] > 0,
@@ -303,6 +308,12 @@ def run_once(root: Path, name: str, scenario: Scenario, run: int) -> dict[str, A
         "log_loss_difference": result["evidence"]["log_loss"]["difference"],
         "sharpe_difference": result["sharpe_difference"]["point"],
         "detection_hours": detection_hours,
+        # the candidate's loss monitor (a warning under the default severity): its rate
+        # in equal marathons is its false-alarm rate, in trend_flip its power
+        "loss_alarm": bool(loss_alarms),
+        "loss_alarm_hours": (
+            (min(loss_alarms) - onset) / pd.Timedelta(hours=1) if loss_alarms else None
+        ),
         "rules": result["rules_fired"],
     }
 
@@ -348,6 +359,8 @@ def summarise(outcomes: list[dict[str, Any]], scenario: Scenario) -> dict[str, A
         "ROLLBACK": decisions.count("ROLLBACK"),
         "kill_switch": sum(o["kill_switch"] for o in outcomes),
         "critical_drift": sum(o["critical_drift"] for o in outcomes),
+        "loss_alarm": sum(o.get("loss_alarm", False) for o in outcomes),
+        "median_loss_alarm_hours": _median([o.get("loss_alarm_hours") for o in outcomes]),
         "median_min_detectable_effect": _median([o["min_detectable_effect"] for o in outcomes]),
         "median_hours_needed": _median([o["hours_needed"] for o in outcomes]),
         "median_log_loss_difference": _median([o["log_loss_difference"] for o in outcomes]),
@@ -424,8 +437,9 @@ def format_table(report: dict[str, Any]) -> str:
     """The benchmark as a Markdown table (what `make bench` and the README show)."""
     lines = [
         "| scenario | runs | PROMOTE | EXTEND | ROLLBACK | kill switch | critical drift "
-        "| median MDE (log loss) | median hours needed | median detection (h) | target |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| candidate loss alarm | median MDE (log loss) | median hours needed "
+        "| median detection (h) | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def num(value: float | None, digits: int) -> str:
@@ -434,7 +448,7 @@ def format_table(report: dict[str, Any]) -> str:
     for name, row in report["scenarios"].items():
         lines.append(
             f"| {name} | {row['runs']} | {row['PROMOTE']} | {row['EXTEND']} | {row['ROLLBACK']} "
-            f"| {row['kill_switch']} | {row['critical_drift']} "
+            f"| {row['kill_switch']} | {row['critical_drift']} | {row.get('loss_alarm', 'n/a')} "
             f"| {num(row['median_min_detectable_effect'], 4)} "
             f"| {num(row['median_hours_needed'], 0)} | {num(row['median_detection_hours'], 1)} "
             f"| {row['target']} |"

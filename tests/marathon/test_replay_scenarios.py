@@ -70,6 +70,8 @@ def test_no_drift_replay_raises_no_critical_drift(marathon_root, tmp_path):
         assert abs(monitor["mean_loss"] - monitor["baseline_loss"]) < 0.1
     assert set(last["prediction_drift"]) == {"prod", "candidate"}
     assert all(d["psi_critical_threshold"] >= 0.3 for d in last["prediction_drift"].values())
+    checked = [p for p in summary["timeline"] if "drift" in p]
+    assert checked and all(p["loss_alarm"] == [] for p in checked)  # no monitor crossed
 
 
 def test_vol_shock_is_caught_turns_the_kill_switch_on_and_rolls_back(marathon_root, tmp_path):

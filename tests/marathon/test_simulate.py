@@ -20,7 +20,8 @@ def test_summary_counts_decisions_and_takes_medians_of_known_values():
         {"decision": "ROLLBACK", "kill_switch": True, "critical_drift": True,
          "min_detectable_effect": 0.01, "hours_needed": None, "log_loss_difference": 0.002,
          "sharpe_difference": -3.0, "detection_hours": 0.5,
-         "rules": ["critical drift in 3 drift checks"]},
+         "rules": ["critical drift in 3 drift checks"], "loss_alarm": True,
+         "loss_alarm_hours": 2.0},
         {"decision": "EXTEND", "kill_switch": False, "critical_drift": False,
          "min_detectable_effect": 0.03, "hours_needed": 40.0, "log_loss_difference": -0.001,
          "sharpe_difference": 1.0, "detection_hours": None,
@@ -34,7 +35,8 @@ def test_summary_counts_decisions_and_takes_medians_of_known_values():
                             "MaxDD canary - # x prod # [..] is above #": 1}  # fmt: skip
     report = {"scenarios": {"equal": row}, "edges": {}, "wall_seconds": 1.0, "workers": 2}
     table = format_table(report)
-    assert "| equal | 2 | 0 | 1 | 1 | 1 | 1 | 0.0200 | 40 | 0.5 |" in table
+    assert "| equal | 2 | 0 | 1 | 1 | 1 | 1 | 1 | 0.0200 | 40 | 0.5 |" in table
+    assert row["median_loss_alarm_hours"] == 2.0
     assert table.endswith("wall time 1 s on 2 worker(s)")
 
 
