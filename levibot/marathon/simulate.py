@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -52,6 +52,9 @@ from levibot.data.sources.synthetic import SIM_EPOCH
 from levibot.io import without_fsync
 from levibot.settings import Settings, load_settings
 from levibot.state.paths import Paths, Workspace
+
+if TYPE_CHECKING:
+    from levibot.registry import ModelEntry
 
 STRONG_EDGE = 6.0
 MARKET_EDGES = {"strong": STRONG_EDGE, "none": 0.0, "realistic": 1.0}
@@ -143,6 +146,12 @@ def _settings(root: Path, **overrides: Any) -> Settings:
     )
 
 
+def market_dir(root: Path, market: str) -> Path:
+    """A market's project folder, named with its edge: changing an edge trains anew
+    instead of reusing releases fitted to another market."""
+    return root / "markets" / f"{market}-edge{MARKET_EDGES[market]:g}"
+
+
 def train_market(root: Path, market: str) -> Path:
     """Train (once) a prod and a candidate release on one synthetic market; returns its
     project folder (registry + store). Reused when its registry exists."""
@@ -151,7 +160,7 @@ def train_market(root: Path, market: str) -> Path:
     from levibot.release import calibrate_and_register
     from levibot.training import prepare_training, train_releases
 
-    project = root / "markets" / market
+    project = market_dir(root, market)
     settings = _settings(
         project,
         seed=TRAIN_SEEDS[market],
@@ -182,9 +191,19 @@ def train_market(root: Path, market: str) -> Path:
     return project
 
 
+def trained_entry(root: Path, market: str, role: str) -> tuple[Path, ModelEntry]:
+    """The market's project folder and its release trained in `role`."""
+    from levibot.registry import load_registry
+
+    project = market_dir(root, market)
+    entry = getattr(load_registry(Paths.of(_settings(project)).registry), role)
+    assert entry is not None, f"{project}: no {role} release (train_market first)"
+    return project, entry
+
+
 def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> Path:
     """A registry folder holding the scenario's prod and candidate (artifacts copied);
-    reused when present."""
+    reused while it holds the markets' current releases (a retrained market rebuilds it)."""
     from levibot.registry import (
         bootstrap_prod,
         load_registry,
@@ -195,18 +214,25 @@ def build_scenario_registry(root: Path, name: str, scenario: Scenario) -> Path:
     target = Workspace(root / "scenarios" / name)
     registry_dir = target.registry_dir
     scenario_paths = Paths.of(_settings(target.root))  # its registry dir: target.registry_dir
+    trained = {
+        role: trained_entry(root, market, trained_role)
+        for role, (market, trained_role) in (
+            ("prod", scenario.prod),
+            ("candidate", scenario.candidate),
+        )
+    }
     if scenario_paths.registry.exists():
-        return registry_dir
+        held = load_registry(scenario_paths.registry)
+        if all(
+            getattr(held, role) is not None and getattr(held, role).id == entry.id
+            for role, (_, entry) in trained.items()
+        ):
+            return registry_dir  # built earlier from these very releases
     if target.root.exists():
         shutil.rmtree(target.root)
     entries = {}
-    for role, (market, trained_role) in (
-        ("prod", scenario.prod),
-        ("candidate", scenario.candidate),
-    ):
-        project = root / "markets" / market
+    for role, (project, entry) in trained.items():
         source = Paths.of(_settings(project))
-        entry = getattr(load_registry(source.registry), trained_role)
         for model in entry.models.values():
             for ref in [*model.artifacts.values(), model.calibration.artifact]:
                 if ref is None:
@@ -239,7 +265,7 @@ def training_reference(root: Path, name: str) -> Path:
         return path  # fitted earlier for this very release
     market = getattr(SCENARIOS[name], role)[0]
     market_settings = _settings(
-        root / "markets" / market,
+        market_dir(root, market),
         seed=TRAIN_SEEDS[market],
         days=TRAIN_DAYS,
         end=TRAIN_END,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from levibot.marathon import simulate as simulation
 from levibot.marathon.simulate import SCENARIOS, format_table, simulate, summarise
 
 
@@ -47,3 +48,12 @@ def test_bad_arguments_are_named(settings):
         simulate(settings, runs=0)
     with pytest.raises(ValueError, match="--workers must be at least 1"):
         simulate(settings, runs=1, workers=0)
+
+
+def test_a_market_folder_is_named_by_its_edge(tmp_path, monkeypatch):
+    """Releases trained at one edge are never reused for another."""
+    default = simulation.market_dir(tmp_path, "strong")
+    assert default.name == f"strong-edge{simulation.STRONG_EDGE:g}"
+    monkeypatch.setitem(simulation.MARKET_EDGES, "strong", 12.5)
+    assert simulation.market_dir(tmp_path, "strong").name == "strong-edge12.5" != default.name
+    assert simulation.market_dir(tmp_path, "none").name == "none-edge0"
