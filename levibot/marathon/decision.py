@@ -120,6 +120,34 @@ def _finite(*values: float) -> bool:
     return all(v is not None and np.isfinite(v) for v in values)
 
 
+def drift_check(reports: list[dict[str, Any]]) -> Check:
+    """The go-live guide's drift check over a marathon's drift reports (time order).
+
+    Fails on a critical check, or when the last judged check has a feature beyond its
+    *critical* limit (one such feature alone is only a warning for the kill switch).
+    Features above their warning limits are named but do not fail it: a warning limit
+    is a 5% tail per feature and check, so with ~25 features nearly every check has one,
+    and "no feature above its warning limit" failed 11 of 20 equal-release marathons.
+    The critical limits are calibrated to the marathon (a feature beyond one in at most
+    `false_alarm_rate` / 2 of no-drift marathons), which bounds this check's false fails.
+    """
+    judged = [r for r in reports if r.get("status") != "insufficient_data"]
+    if not judged:
+        return Check("drift", status_of(None), 0, "no drift check with enough rows in the window")
+    critical = sum(r.get("status") == "critical" for r in reports)
+    features = judged[-1].get("features", {})
+    beyond = sorted(f for f, v in features.items() if v.get("status") == "critical")
+    warned = sorted(f for f, v in features.items() if v.get("status") == "warning")
+    return Check(
+        "drift",
+        status_of(not critical and not beyond),
+        len(beyond),
+        f"{len(judged)} drift checks with enough rows, {critical} critical; at the last one, "
+        f"beyond their critical limit: {', '.join(beyond) or 'none'}; above their warning "
+        f"limit: {', '.join(warned) or 'none'}",
+    )
+
+
 def decide(
     *,
     checks: list[Check],

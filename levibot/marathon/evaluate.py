@@ -29,7 +29,7 @@ import pandas as pd
 
 from levibot.io import finite_or_null, write_json_atomic
 from levibot.marathon.calibration_check import calibration_check
-from levibot.marathon.decision import Check, decide, rate, status_of
+from levibot.marathon.decision import Check, decide, drift_check, rate, status_of
 from levibot.marathon.evidence import book_block_length, book_metrics, paired_book_intervals
 from levibot.marathon.scoring import paired_frame, paired_scores
 from levibot.models.calibration import reliability_table
@@ -62,6 +62,13 @@ def _closes(replay: Settings, start: pd.Timestamp, end: pd.Timestamp):
             f"the marathon window [{start}, {end}) holds no closed bar: nothing to evaluate yet"
         )
     return full, window
+
+
+def last_psi(reports: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each feature's PSI at the last drift check that had enough rows."""
+    judged = [r for r in reports if r.get("status") != "insufficient_data"]
+    features = judged[-1].get("features", {}) if judged else {}
+    return {f: v.get("psi") for f, v in features.items()}
 
 
 def _kill_switch_activations(audit: list[dict]) -> int:
@@ -165,13 +172,6 @@ def evaluate_marathon(
         if start <= pd.Timestamp(r["timestamp"]) <= end + pd.Timedelta(hours=1)
     ]
     critical_drift = sum(r.get("status") == "critical" for r in drift_reports)
-    judged = [r for r in drift_reports if r.get("status") != "insufficient_data"]
-    last_drift = judged[-1] if judged else None
-    drifted = sorted(
-        f
-        for f, v in (last_drift or {}).get("features", {}).items()
-        if v.get("status") in ("warning", "critical")
-    )
     audit = [
         e
         for e in AuditLog(paths.audit).entries()
@@ -200,16 +200,7 @@ def evaluate_marathon(
             "readings "
             f"(limit {limits.max_staleness_sec:.0f} s); {staleness_events} readings above it",
         ),
-        Check(
-            "drift",
-            status_of(None if last_drift is None else (not drifted and not critical_drift)),
-            len(drifted),
-            "no drift check with enough rows in the window"
-            if last_drift is None
-            else f"{len(judged)} drift checks with enough rows, {critical_drift} critical; "
-            "features "
-            f"above their warning threshold at the last one: {', '.join(drifted) or 'none'}",
-        ),
+        drift_check(drift_reports),
         Check(
             "shadow_data",
             status_of(cand_metrics["trade_count"] >= min_trades),
@@ -305,7 +296,7 @@ def evaluate_marathon(
         "expected_results": expected,
         "models": {"prod": registry.prod.id, "candidate": registry.candidate.id},
         "window": {"start": summary["start"], "end": summary["end"], "bars": summary.get("bars")},
-        "psi": {f: v.get("psi") for f, v in (last_drift or {}).get("features", {}).items()},
+        "psi": last_psi(drift_reports),
         "thresholds": limits.model_dump(),
         "settings": {
             "horizon": replay.horizon,

@@ -211,3 +211,27 @@ def test_decision_rules_read_their_limits_from_the_threshold_model():
         thresholds=stricter,
     )
     assert got == "EXTEND" and any("4/5 checks passed (need 5)" in line for line in fired)
+
+
+def _report(status: str, **features: str) -> dict:
+    return {"status": status, "features": {f: {"status": v} for f, v in features.items()}}
+
+
+def test_the_drift_check_fails_on_critical_evidence_not_on_warnings():
+    from levibot.marathon.decision import drift_check
+
+    calm = [_report("warning", ret_1="warning", atr_14="warning", ema_20="ok")]
+    check = drift_check(calm)
+    assert check.status == "pass" and check.value == 0
+    assert "above their warning limit: atr_14, ret_1" in check.detail
+    # one feature beyond its critical limit (a warning for the kill switch) fails it
+    one = drift_check([*calm, _report("warning", ret_1="critical", atr_14="ok")])
+    assert one.status == "fail" and one.value == 1 and "critical limit: ret_1" in one.detail
+    # a critical check earlier in the marathon fails it even when the last one is calm
+    earlier = drift_check([_report("critical", a="critical", b="critical"), *calm])
+    assert earlier.status == "fail" and "1 critical" in earlier.detail
+    # the last check *with enough rows* is judged; none at all is inconclusive
+    late = drift_check([*calm, {"status": "insufficient_data", "features": {}}])
+    assert late.status == "pass" and late.detail.startswith("1 drift checks")
+    assert drift_check([]).status == "inconclusive"
+    assert drift_check([{"status": "insufficient_data"}]).status == "inconclusive"
