@@ -120,6 +120,12 @@ def _finite(*values: float) -> bool:
     return all(v is not None and np.isfinite(v) for v in values)
 
 
+def last_judged(reports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last drift report that had enough rows to judge anything."""
+    judged = [r for r in reports if r.get("status") != "insufficient_data"]
+    return judged[-1] if judged else None
+
+
 def drift_check(reports: list[dict[str, Any]]) -> Check:
     """The go-live guide's drift check over a marathon's drift reports (time order).
 
@@ -131,18 +137,19 @@ def drift_check(reports: list[dict[str, Any]]) -> Check:
     The critical limits are calibrated to the marathon (a feature beyond one in at most
     `false_alarm_rate` / 2 of no-drift marathons), which bounds this check's false fails.
     """
-    judged = [r for r in reports if r.get("status") != "insufficient_data"]
-    if not judged:
+    last = last_judged(reports)
+    if last is None:
         return Check("drift", status_of(None), 0, "no drift check with enough rows in the window")
+    judged = sum(r.get("status") != "insufficient_data" for r in reports)
     critical = sum(r.get("status") == "critical" for r in reports)
-    features = judged[-1].get("features", {})
+    features = last.get("features", {})
     beyond = sorted(f for f, v in features.items() if v.get("status") == "critical")
     warned = sorted(f for f, v in features.items() if v.get("status") == "warning")
     return Check(
         "drift",
         status_of(not critical and not beyond),
         len(beyond),
-        f"{len(judged)} drift checks with enough rows, {critical} critical; at the last one, "
+        f"{judged} drift checks with enough rows, {critical} critical; at the last one, "
         f"beyond their critical limit: {', '.join(beyond) or 'none'}; above their warning "
         f"limit: {', '.join(warned) or 'none'}",
     )

@@ -29,7 +29,14 @@ import pandas as pd
 
 from levibot.io import finite_or_null, write_json_atomic
 from levibot.marathon.calibration_check import calibration_check
-from levibot.marathon.decision import Check, decide, drift_check, rate, status_of
+from levibot.marathon.decision import (
+    Check,
+    decide,
+    drift_check,
+    last_judged,
+    rate,
+    status_of,
+)
 from levibot.marathon.evidence import book_block_length, book_metrics, paired_book_intervals
 from levibot.marathon.scoring import paired_frame, paired_scores
 from levibot.models.calibration import reliability_table
@@ -66,9 +73,8 @@ def _closes(replay: Settings, start: pd.Timestamp, end: pd.Timestamp):
 
 def last_psi(reports: list[dict[str, Any]]) -> dict[str, float | None]:
     """Each feature's PSI at the last drift check that had enough rows."""
-    judged = [r for r in reports if r.get("status") != "insufficient_data"]
-    features = judged[-1].get("features", {}) if judged else {}
-    return {f: v.get("psi") for f, v in features.items()}
+    last = last_judged(reports)
+    return {f: v.get("psi") for f, v in (last or {}).get("features", {}).items()}
 
 
 def _kill_switch_activations(audit: list[dict]) -> int:
