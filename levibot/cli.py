@@ -16,7 +16,13 @@ from pathlib import Path
 from levibot.cli_args import EXIT_ERROR, EXIT_OK, iso_time, one_line, paths_of, settings_of
 from levibot.io import CorruptFileError
 from levibot.marathon.commands import add_marathon
-from levibot.registry import RegistryError, describe, load_registry, tighten_policy
+from levibot.registry import (
+    RegistryError,
+    describe,
+    load_registry,
+    registry_events,
+    tighten_policy,
+)
 from levibot.settings import DEFAULT_ENV_FILE, SettingsError
 from levibot.symbols import parse_symbols
 
@@ -51,11 +57,12 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def _cmd_registry_show(args: argparse.Namespace) -> int:
-    registry = load_registry(paths_of(args).registry)
+    path = paths_of(args).registry
+    registry = load_registry(path)
     if args.json:
         print(json.dumps(registry.model_dump(mode="json"), indent=2, sort_keys=True))
     else:
-        print(describe(registry))
+        print(describe(registry, total_events=len(registry_events(path))))
     return EXIT_OK
 
 

@@ -3,6 +3,10 @@
 Anything another process reads is written to a temp file in the same directory,
 fsynced, then moved over the target with ``os.replace``: a reader sees the old file
 or the new one, never half of one, and a failed write leaves the old file intact.
+
+A writer killed mid-write (``kill -9``) leaves its temp file ``.<name>.<pid>.<hex>.tmp``
+behind; each successful write of the same target removes such files when they are
+stale (see `_is_stale_temp`), so they do not pile up.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +31,11 @@ from pydantic import AfterValidator, ValidationError
 
 FILE_MODE = 0o644  # readable by the server/notebooks of other users, like a plain open()
 LOCK_TIMEOUT_SEC = 60.0
+# A temp file is left alone until untouched this long, even if its writer's pid looks dead:
+# a writer in another pid namespace (container) or on another host looks dead from here.
+STALE_TEMP_GRACE_SEC = 600.0
+# ... and removed after this long whatever its pid says (pid reuse, pre-pid temp names).
+STALE_TEMP_MAX_AGE_SEC = 24 * 3600.0
 
 
 class CorruptFileError(ValueError):
@@ -84,18 +95,89 @@ def without_fsync() -> Iterator[None]:
         _DURABLE[0] = True
 
 
+def durable_writes() -> bool:
+    """False inside `without_fsync`: for writers (like JSONL appends) that fsync themselves."""
+    return _DURABLE[0]
+
+
+def _create_temp(target: Path) -> Path:
+    """A new empty temp file beside `target`, named with this writer's pid (for cleanup)."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except FileExistsError:  # 32 random bits taken: draw again
+            continue
+        os.fchmod(fd, FILE_MODE)  # regardless of the umask, readable by other users' readers
+        os.close(fd)
+        return tmp
+
+
+def _temp_name_pattern(target: Path) -> re.Pattern[str]:
+    """`target`'s own temp names: this version's ``.<name>.<pid>.<hex>.tmp`` (pid captured)
+    and older versions' ``.<name>.<random>.tmp``; never another target's temp files."""
+    return re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)\.[0-9a-f]+|[a-z0-9_]+)\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here (another user's counts; unsure = alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process (could ever be)
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _is_stale_temp(pid: int | None, age: float) -> bool:
+    """A temp file no live writer can still move into place: untouched for the grace
+    period and its writer's pid is gone, or untouched for a day whatever the pid."""
+    if age >= STALE_TEMP_MAX_AGE_SEC:
+        return True
+    return age >= STALE_TEMP_GRACE_SEC and pid is not None and not _pid_alive(pid)
+
+
+def remove_stale_temp_files(target: Path | str) -> list[Path]:
+    """Delete `target`'s temp files left by dead writers; returns what was removed.
+
+    Best effort and safe beside concurrent writers: a live writer's file is never stale
+    (its pid is alive, or it was touched within the grace period), and errors are ignored.
+    """
+    target = Path(target)
+    pattern, now = _temp_name_pattern(target), time.time()
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            pid = int(match[1]) if match[1] else None
+            if _is_stale_temp(pid, age):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # removed by a concurrent cleaner, or not ours to remove
+            continue
+    return removed
+
+
 @contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target` atomically.
 
-    On any exception the temp file is removed and `target` is untouched.
+    On any exception the temp file is removed and `target` is untouched. After a
+    successful write, stale temp files of `target` left by killed writers are removed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide the file from other readers
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target)
     try:
         yield tmp
         if _DURABLE[0]:
@@ -106,6 +188,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
             _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+    remove_stale_temp_files(target)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -6,13 +6,18 @@ import hashlib
 import json
 import multiprocessing
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from levibot.io import without_fsync, write_json_atomic
+from levibot.online.jsonl import append_jsonl_lines, read_jsonl
 from levibot.registry import (
+    EVENTS_KEPT,
     CanaryPolicy,
+    Event,
     ModelEntry,
     PolicyInfo,
     Registry,
@@ -23,6 +28,7 @@ from levibot.registry import (
     load_registry,
     promote,
     register_candidate,
+    registry_events,
     rollback,
     save_canary_policy,
     save_registry,
@@ -31,7 +37,7 @@ from levibot.registry import (
     update_canary_policy,
     verify_artifacts,
 )
-from levibot.state.paths import Paths
+from levibot.state.paths import Paths, events_archive_for
 from tests.factories import make_entry
 
 
@@ -300,6 +306,62 @@ def test_failed_transaction_does_not_write(reg_file: Path) -> None:
     with pytest.raises(RegistryError, match="exit_threshold"):
         save_registry(reg_file, reg)
     assert load_registry(reg_file).prod.policy.exit_threshold == 0.45
+
+
+# ------------------------------------------------------------------ events archive
+
+
+def _reasons(events: list[Event]) -> list[str]:
+    return [event.reason for event in events]
+
+
+def _archived_reasons(reg_file: Path) -> list[str]:
+    return [record["reason"] for record in read_jsonl(events_archive_for(reg_file), strict=True)]
+
+
+def test_old_events_move_to_the_archive_and_the_reader_keeps_them_all(reg_file: Path) -> None:
+    extra = 3
+    with without_fsync():
+        bootstrap_prod(reg_file, make_entry(reg_file.parent, "p"), reason="op0")
+        for i in range(1, EVENTS_KEPT + extra):
+            reg = tighten_policy(reg_file, delta=0.001, reason=f"op{i}", target="prod")
+    everything = [f"op{i}" for i in range(EVENTS_KEPT + extra)]
+    assert _reasons(reg.events) == everything[extra:]  # the returned registry is the file's
+    assert _reasons(load_registry(reg_file).events) == everything[extra:]
+    assert _archived_reasons(reg_file) == everything[:extra]
+    assert _reasons(registry_events(reg_file)) == everything
+    text = describe(load_registry(reg_file), total_events=len(registry_events(reg_file)))
+    assert f"{EVENTS_KEPT + extra} total" in text
+    assert f"newest {EVENTS_KEPT}" in describe(load_registry(reg_file))
+
+
+def test_a_registry_with_too_many_events_from_an_older_version_is_trimmed(
+    reg_file: Path,
+) -> None:
+    count = EVENTS_KEPT + 50
+    events = [
+        Event(
+            at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i), action="a", reason=f"e{i}"
+        )
+        for i in range(count)
+    ]
+    write_json_atomic(reg_file, Registry(events=events).model_dump(mode="json"))
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "p"), reason="next")
+    everything = [f"e{i}" for i in range(count)] + ["next"]
+    assert _reasons(load_registry(reg_file).events) == everything[-EVENTS_KEPT:]
+    assert _archived_reasons(reg_file) == everything[:-EVENTS_KEPT]
+    assert _reasons(registry_events(reg_file)) == everything
+
+
+def test_a_crash_between_archiving_and_rewriting_loses_no_event(reg_file: Path) -> None:
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "p"), reason="op0")
+    tighten_policy(reg_file, reason="op1", target="prod")
+    head = load_registry(reg_file).events[:1]  # archived, then killed before the rewrite
+    append_jsonl_lines(events_archive_for(reg_file), [e.model_dump(mode="json") for e in head])
+    assert _reasons(registry_events(reg_file)) == ["op0", "op1"]  # counted once
+    assert registry_events(reg_file.with_name("none.json"), missing_ok=True) == []
+    with pytest.raises(RegistryError, match="file not found"):
+        registry_events(reg_file.with_name("none.json"))
 
 
 # ------------------------------------------------------------------- canary policy

@@ -20,7 +20,8 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -110,34 +111,51 @@ def append_jsonl_lines(
         os.close(fd)
 
 
-def _read_locked(path: Path) -> bytes | None:
-    """The whole file under a shared lock; None when it does not exist."""
+@contextmanager
+def open_locked_for_read(path: Path | str) -> Iterator[int | None]:
+    """A read-only fd of `path` under a shared lock (None when it does not exist).
+
+    Writers hold the exclusive lock for a whole append, so while this is held the file
+    only ever ends in whole lines (or a line torn by a writer that crashed).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None
+        yield None
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
 
-def scan_jsonl(path: Path | str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """(records, corrupt lines as (1-based line number, problem)); blank lines are ignored."""
-    path = Path(path)
-    data = _read_locked(path)
-    if not data:
-        return [], []
+def _read_locked(path: Path) -> bytes | None:
+    """The whole file under a shared lock; None when it does not exist."""
+    with open_locked_for_read(path) as fd:
+        if fd is None:
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def parse_jsonl_lines(
+    data: bytes, first_line: int = 1
+) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(records, corrupt lines) of `data`, lines numbered from `first_line`.
+
+    The one definition of a corrupt line (not UTF-8 JSON, or not an object), shared by
+    `scan_jsonl` and incremental readers that feed it chunks of complete lines. Blank
+    lines are ignored but numbered; a final fragment without "\\n" is parsed like a line.
+    """
     records: list[dict[str, Any]] = []
     corrupt: list[tuple[int, str]] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=first_line):
         if not raw.strip():
             continue
         try:
@@ -150,6 +168,14 @@ def scan_jsonl(path: Path | str) -> tuple[list[dict[str, Any]], list[tuple[int, 
             continue
         records.append(record)
     return records, corrupt
+
+
+def scan_jsonl(path: Path | str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(records, corrupt lines as (1-based line number, problem)); blank lines are ignored."""
+    data = _read_locked(Path(path))
+    if not data:
+        return [], []
+    return parse_jsonl_lines(data)
 
 
 def read_jsonl(path: Path | str, *, strict: bool = False) -> list[dict[str, Any]]:

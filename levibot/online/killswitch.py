@@ -4,8 +4,10 @@ The file holds ``{"enabled", "changed_at", "actor", "reason"}``; enabled means s
 (no new entries / no canary flow, as the caller decides). `KillSwitch.is_on` is on the
 hot path, so it only stats the file and re-reads it when its (inode, mtime, size)
 changed. A missing file is off; a file that cannot be read or parsed is ON (fail safe),
-with the problem in ``KillState.error``. Writes are atomic (temp file + ``os.replace``)
-under the same file lock as the registry, so readers never see half a file.
+with the problem in ``KillState.error``. `KillSwitch.public_state` is the same state for
+an unauthenticated endpoint: a corrupt file's reason is a fixed text without its path.
+Writes are atomic (temp file + ``os.replace``) under the same file lock as the registry,
+so readers never see half a file.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class _Stored(BaseModel):
 
 _Stamp = tuple[int, int, int]
 OFF = KillState()
+# Shown instead of KillState.error (which names the file's absolute path) to anyone.
+FORCED_ON_REASON = "kill_switch file unreadable: forced on"
 
 
 class KillSwitch:
@@ -60,6 +64,28 @@ class KillSwitch:
     def is_on(self) -> bool:
         """True when trading must stop; one ``stat`` unless the file changed."""
         return self.state().enabled
+
+    def public_state(self) -> dict[str, Any]:
+        """JSON-ready ``{"enabled", "reason", "actor", "changed_at", "forced"}`` for health
+        checks: `forced` is true when an unreadable file forced it on, and then `reason` is
+        `FORCED_ON_REASON` (no file-system path, no parser text). As cheap as `is_on`."""
+        state = self.state()
+        if state.error is not None:
+            return {
+                "enabled": True,
+                "reason": FORCED_ON_REASON,
+                "actor": None,
+                "changed_at": None,
+                "forced": True,
+            }
+        changed_at = state.changed_at.isoformat() if state.changed_at is not None else None
+        return {
+            "enabled": state.enabled,
+            "reason": state.reason,
+            "actor": state.actor,
+            "changed_at": changed_at,
+            "forced": False,
+        }
 
     def state(self) -> KillState:
         """The current state (cached until the file changes)."""

@@ -4,6 +4,8 @@ This package alone reads and writes the registry file and the canary policy file
 (`Paths.registry`, `Paths.canary_policy`): `schema` holds the models, `store` the
 locked atomic file access and artifact checks, `operations` the audited changes,
 `canary` the canary policy with the threshold model, `describe` the summary text.
+Older events are rotated out of the registry file to its events archive
+(`Paths.events_archive`); `registry_events` reads the whole history.
 """
 
 from levibot.registry.canary import (
@@ -39,14 +41,17 @@ from levibot.registry.schema import (
     Target,
 )
 from levibot.registry.store import (
+    EVENTS_KEPT,
     artifact_ref,
     load_registry,
+    registry_events,
     registry_transaction,
     save_registry,
     verify_artifacts,
 )
 
 __all__ = [
+    "EVENTS_KEPT",
     "SCHEMA_VERSION",
     "ArchivedEntry",
     "ArtifactRef",
@@ -70,6 +75,7 @@ __all__ = [
     "load_registry",
     "promote",
     "register_candidate",
+    "registry_events",
     "registry_transaction",
     "rollback",
     "save_canary_policy",

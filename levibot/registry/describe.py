@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from levibot.registry.schema import ModelEntry, Registry
+from levibot.registry.store import EVENTS_KEPT
 
 
 def _describe_entry(label: str, entry: ModelEntry | None) -> list[str]:
@@ -26,8 +27,18 @@ def _describe_entry(label: str, entry: ModelEntry | None) -> list[str]:
     return lines
 
 
-def describe(registry: Registry, *, last_events: int = 5) -> str:
-    """A few human lines for `levibot registry show`."""
+def _events_line(registry: Registry, total_events: int | None) -> str:
+    """The count line: the file keeps only the newest events, so 'total' needs the archive."""
+    if total_events is not None:
+        return f"{'events:':<10} {total_events} total"
+    if len(registry.events) < EVENTS_KEPT:
+        return f"{'events:':<10} {len(registry.events)} total"
+    return f"{'events:':<10} newest {len(registry.events)} (older ones, if any, archived)"
+
+
+def describe(registry: Registry, *, last_events: int = 5, total_events: int | None = None) -> str:
+    """A few human lines for `levibot registry show`; `total_events` is the whole history's
+    length (``len(registry_events(path))``) when the caller has it."""
     lines = [f"registry schema v{registry.schema_version}"]
     lines += _describe_entry("prod:", registry.prod)
     lines += _describe_entry("candidate:", registry.candidate)
@@ -38,7 +49,7 @@ def describe(registry: Registry, *, last_events: int = 5) -> str:
             f"{'':<10} {item.entry.id} was {item.role}{flag}, "
             f"{item.archived_at:%Y-%m-%d %H:%M}Z: {item.reason}"
         )
-    lines.append(f"{'events:':<10} {len(registry.events)} total")
+    lines.append(_events_line(registry, total_events))
     for event in registry.events[-last_events:]:
         ids = ",".join(event.model_ids)
         lines.append(

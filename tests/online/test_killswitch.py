@@ -65,12 +65,45 @@ def test_corrupt_file_fails_safe(tmp_path: Path, content: str) -> None:
     assert switch.is_on() is False and switch.state().error is None
 
 
+@pytest.mark.parametrize("content", ['{"enabled": fal', '{"enabled": "no"}', "\xff\xfe"])
+def test_public_state_of_a_corrupt_file_gives_a_reason_without_the_path(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "secret_dir" / "kill.json"
+    path.parent.mkdir()
+    path.write_bytes(content.encode("latin-1"))
+    public = KillSwitch(path).public_state()
+    assert public == {
+        "enabled": True,
+        "reason": killswitch_module.FORCED_ON_REASON,
+        "actor": None,
+        "changed_at": None,
+        "forced": True,
+    }
+    assert "secret_dir" not in json.dumps(public) and "kill.json" not in json.dumps(public)
+
+
+def test_public_state_of_a_good_file_is_its_content(tmp_path: Path) -> None:
+    switch = KillSwitch(tmp_path / "kill.json", clock=lambda: NOW)
+    off = {"enabled": False, "reason": None, "actor": None, "changed_at": None, "forced": False}
+    assert switch.public_state() == off  # no file yet
+    switch.set(True, actor="ops", reason="exchange down")
+    assert switch.public_state() == {
+        "enabled": True,
+        "reason": "exchange down",
+        "actor": "ops",
+        "changed_at": "2026-03-01T08:30:00+00:00",
+        "forced": False,
+    }
+
+
 def test_unreadable_path_fails_safe(tmp_path: Path) -> None:
     path = tmp_path / "kill.json"
     path.mkdir()
     switch = KillSwitch(path)
     assert switch.is_on() is True
     assert switch.state().error
+    assert switch.public_state()["reason"] == killswitch_module.FORCED_ON_REASON
 
 
 def test_is_on_reads_the_file_only_when_it_changed(
@@ -84,6 +117,7 @@ def test_is_on_reads_the_file_only_when_it_changed(
     writer.set(True, actor="a", reason="x")
     for _ in range(100):
         assert reader.is_on() is True
+        assert reader.public_state()["actor"] == "a"
     assert len(reads) == 2  # writer's own state() after set, then reader once
     writer.set(False, actor="b", reason="y")
     assert reader.is_on() is False

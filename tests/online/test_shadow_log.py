@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import threading
 from pathlib import Path
 
 import pandas as pd
 
+from levibot.online.jsonl import count_corrupt_lines
 from levibot.online.shadow_log import PREDICTION_COLUMNS, TRADE_COLUMNS, ShadowLog
 
 T0 = pd.Timestamp("2026-01-01 23:59:58", tz="UTC")
@@ -132,3 +137,145 @@ def test_nan_p_up_is_logged_as_null(tmp_path: Path) -> None:
     log.log_prediction(_prediction(p_up=float("nan"), signal="HOLD"))
     assert "NaN" not in (tmp_path / "predictions_20260101.jsonl").read_text()
     assert log.predictions()["p_up"].isna().all()
+
+
+# ---------------------------------------------------------------- incremental counts
+
+
+def _recount(directory: Path) -> dict:
+    """Counts from a fresh ShadowLog: a full read of every file, nothing cached."""
+    return ShadowLog(directory).counts()
+
+
+def _append_raw(path: Path, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def test_incremental_counts_equal_full_recount_after_many_appends(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    for step in range(60):
+        batch = [_prediction(rng.choice(["prod", "canary", ""])) for _ in range(rng.randint(1, 5))]
+        log.log_predictions(batch)
+        if step % 7 == 3:
+            _append_raw(path, b"not json\n")
+        if step % 5 == 0:
+            log.log_trade({"model": rng.choice(["prod", "candidate"])})
+        if step % 3 == 0:
+            assert log.counts() == _recount(tmp_path)
+    final = log.counts()
+    assert final == _recount(tmp_path)
+    assert sum(final["predictions"].values()) == len(log.predictions())
+    assert final["corrupt_lines"] == 9
+    assert "unknown" in final["predictions"]  # empty variant
+
+
+def test_second_count_reads_only_the_appended_bytes(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    log.log_predictions([_prediction(request_id=f"r{i}") for i in range(5000)])
+    big = path.stat().st_size
+    log.counts()
+    assert log.bytes_read == big
+    log.log_predictions([_prediction("canary") for _ in range(3)])
+    appended = path.stat().st_size - big
+    assert log.counts()["predictions"] == {"canary": 3, "prod": 5000}
+    assert log.bytes_read == big + appended  # not 2 * big + appended
+    log.counts()  # nothing new: nothing read
+    assert log.bytes_read == big + appended
+
+
+def test_partial_trailing_line_is_counted_once_when_finished(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    log.log_prediction(_prediction("prod"))
+    _append_raw(path, b'{"variant": "can')
+    assert log.counts()["predictions"] == {"prod": 1}
+    assert log.counts()["corrupt_lines"] == 0
+    _append_raw(path, b'ary"}\n')
+    for _ in range(2):
+        assert log.counts() == {
+            "predictions": {"canary": 1, "prod": 1},
+            "trades": {},
+            "corrupt_lines": 0,
+        }
+    assert log.counts() == _recount(tmp_path)
+
+
+def test_truncated_or_replaced_file_is_recounted(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    log.log_predictions([_prediction("prod") for _ in range(5)])
+    assert log.counts()["predictions"] == {"prod": 5}
+    with open(path, "r+b") as handle:  # same inode, shorter: truncated
+        handle.truncate(0)
+    log.log_prediction(_prediction("canary"))
+    assert log.counts()["predictions"] == {"canary": 1}
+    replacement = tmp_path / "new.tmp"  # another inode, longer than the old file
+    lines = "".join(json.dumps(_prediction("prod")) + "\n" for _ in range(4))
+    replacement.write_text(lines)
+    os.replace(replacement, path)
+    assert log.counts()["predictions"] == {"prod": 4}
+    assert log.counts() == _recount(tmp_path)
+    path.unlink()
+    assert log.counts() == {"predictions": {}, "trades": {}, "corrupt_lines": 0}
+
+
+def test_corrupt_line_is_counted_once(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    log.log_prediction(_prediction("prod"))
+    _append_raw(path, b"[1, 2]\n")  # valid JSON, not an object
+    assert log.counts()["corrupt_lines"] == 1
+    _append_raw(path, b'{"variant": "prod", "tor')  # crashed writer: torn line
+    assert log.counts()["corrupt_lines"] == 1  # not terminated yet: not counted
+    log.log_prediction(_prediction("canary"))  # terminates the torn line first
+    for _ in range(2):
+        counts = log.counts()
+        assert counts["corrupt_lines"] == 2 == count_corrupt_lines(path)
+        assert counts["predictions"] == {"canary": 1, "prod": 1}
+    assert log.counts() == _recount(tmp_path)
+
+
+def test_concurrent_counts_while_appending(tmp_path: Path) -> None:
+    log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    writer_log = ShadowLog(tmp_path, clock=FakeClock(T0))
+    path = log.path_for("predictions", T0.date())
+    done = threading.Event()
+    seen: list[list[int]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(400):
+                writer_log.log_predictions([_prediction("prod"), _prediction("canary")])
+                if i % 50 == 0:
+                    writer_log.log_trade({"model": "prod"})
+        finally:
+            done.set()
+
+    def poll(totals: list[int]) -> None:
+        try:
+            while not done.is_set():
+                totals.append(sum(log.counts()["predictions"].values()))
+        except BaseException as exc:  # surfaced below; a thread would swallow it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poll, args=(totals,)) for totals in seen]
+    threads.append(threading.Thread(target=write))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for totals in seen:  # each poller only ever sees counts grow
+        assert totals == sorted(totals)
+    assert log.counts() == {
+        "predictions": {"canary": 400, "prod": 400},
+        "trades": {"prod": 8},
+        "corrupt_lines": 0,
+    }
+    trades = log.path_for("trades", T0.date())
+    assert log.bytes_read == path.stat().st_size + trades.stat().st_size  # each byte once
