@@ -11,6 +11,7 @@ statistics (never a pickled module) and loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,11 +74,61 @@ class SequenceTransformer(nn.Module):
         self.head_dropout = nn.Dropout(config.dropout)
         self.heads = nn.Linear(config.d_model, 3)  # logit, mu, log_sigma
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, *, mc_generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Heads for `x`; with `mc_generator`, dropout is on and every mask is drawn from
+        that generator (MC-dropout), whatever the module's train/eval mode.
+
+        The MC path touches no module state and no global RNG, so concurrent calls
+        (server threads, prod and candidate at once) cannot disturb each other.
+        """
         patches = x.reshape(x.shape[0], self.tokens, -1)  # consecutive bars per token
-        hidden = self.encoder(self.embed(patches) + self.position)
-        out = self.heads(self.head_dropout(hidden[:, -1]))
+        hidden = self.embed(patches) + self.position
+        if mc_generator is None:
+            hidden = self.encoder(hidden)
+            last = self.head_dropout(hidden[:, -1])
+        else:
+            p = self.config.dropout
+            for layer in self.encoder.layers:
+                hidden = _encoder_layer(layer, hidden, p, mc_generator)
+            last = _dropout(hidden[:, -1], p, mc_generator)
+        out = self.heads(last)
         return out[:, 0], out[:, 1], out[:, 2].clamp(-7.0, 5.0)
+
+
+def _dropout(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Inverted dropout with masks from `generator` (what nn.Dropout does in train mode)."""
+    if p <= 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    return x * keep / (1.0 - p)
+
+
+def _attention(
+    attn: nn.MultiheadAttention, x: torch.Tensor, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Batch-first self-attention with the module's weights and dropout on the weights."""
+    batch, tokens, width = x.shape
+    heads, depth = attn.num_heads, width // attn.num_heads
+    q, k, v = nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(batch, tokens, heads, depth).transpose(1, 2)
+
+    q, k, v = split(q), split(k), split(v)
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(depth), dim=-1)
+    mixed = (_dropout(weights, p, generator) @ v).transpose(1, 2).reshape(batch, tokens, width)
+    return attn.out_proj(mixed)
+
+
+def _encoder_layer(
+    layer: nn.TransformerEncoderLayer, x: torch.Tensor, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """nn.TransformerEncoderLayer's post-norm forward (its defaults), dropout from `generator`."""
+    x = layer.norm1(x + _dropout(_attention(layer.self_attn, x, p, generator), p, generator))
+    inner = _dropout(layer.activation(layer.linear1(x)), p, generator)
+    return layer.norm2(x + _dropout(layer.linear2(inner), p, generator))
 
 
 @dataclass
@@ -154,6 +205,18 @@ def _spread(samples: np.ndarray) -> np.ndarray:
 MC_OUTPUTS = ("p_up", "mu", "epistemic", "mu_epistemic", "aleatoric")
 
 
+def summarise_mc(samples: dict[str, np.ndarray], n: int | None = None) -> dict[str, np.ndarray]:
+    """Means and variances over the first `n` samples (all by default) of `mc_samples`."""
+    prob, mu, sigma2 = (samples[key][:n] for key in ("p_up", "mu", "sigma2"))
+    return {
+        "p_up": prob.mean(axis=0),
+        "mu": mu.mean(axis=0),
+        "epistemic": _spread(prob),
+        "mu_epistemic": _spread(mu),
+        "aleatoric": sigma2.mean(axis=0),
+    }
+
+
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -179,36 +242,38 @@ class DeepModel:
         }
         return SequenceRows(arrays, self.config.seq_len)
 
-    def predict_mc(
+    def mc_samples(
         self, x: np.ndarray | torch.Tensor, *, n_samples: int = 20, seed: int = 0
     ) -> dict[str, np.ndarray]:
-        """MC-dropout in one batched pass: p_up, mu, epistemic and aleatoric variance.
+        """The raw MC-dropout samples, each (n_samples, batch): p_up, mu, sigma2.
 
-        `x` is (batch, seq_len, n_features). Samples are stacked on the batch dimension,
-        so one forward call computes all of them; the dropout masks come from a seeded
-        RNG, so the same seed gives the same numbers.
+        Samples are stacked on the batch dimension, so one forward call computes all of
+        them; the masks come from a private generator seeded with `seed` (same seed, same
+        numbers) and neither the module's mode nor the global RNG is touched.
         """
         if n_samples < 1:
             raise ValueError("n_samples must be >= 1")
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=_device())
         batch = x.shape[0]
-        self.network.train()  # dropout on: that is the point of MC-dropout
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
-            logit, mu, log_sigma = self.network(x.repeat(n_samples, 1, 1))
-        self.network.eval()
+        generator = torch.Generator(device=x.device).manual_seed(int(seed))
+        with torch.no_grad():
+            logit, mu, log_sigma = self.network(x.repeat(n_samples, 1, 1), mc_generator=generator)
         prob = torch.sigmoid(logit).reshape(n_samples, batch).cpu().numpy().astype(np.float64)
         mu = mu.reshape(n_samples, batch).cpu().numpy().astype(np.float64) * self.return_scale
         sigma2 = (
-            np.exp(2 * log_sigma.reshape(n_samples, batch).cpu().numpy()) * self.return_scale**2
+            np.exp(2 * log_sigma.reshape(n_samples, batch).cpu().numpy().astype(np.float64))
+            * self.return_scale**2
         )
-        return {
-            "p_up": prob.mean(axis=0),
-            "mu": mu.mean(axis=0),
-            "epistemic": _spread(prob),
-            "mu_epistemic": _spread(mu),
-            "aleatoric": sigma2.mean(axis=0),
-        }
+        return {"p_up": prob, "mu": mu, "sigma2": sigma2}
+
+    def predict_mc(
+        self, x: np.ndarray | torch.Tensor, *, n_samples: int = 20, seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """MC-dropout in one batched pass: p_up, mu, epistemic and aleatoric variance.
+
+        `x` is (batch, seq_len, n_features); see `mc_samples` for the draw.
+        """
+        return summarise_mc(self.mc_samples(x, n_samples=n_samples, seed=seed))
 
     def latest_window(self, frame: pd.DataFrame) -> np.ndarray:
         """(1, seq_len, n_features) input ending at the newest row (left-padded if short)."""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from levibot.io import read_json
 from levibot.models.calibration import Calibrator
-from levibot.models.deep import DeepModel
+from levibot.models.deep import DeepModel, summarise_mc
 from levibot.models.lgbm import LgbmModel
 from levibot.policy import Policy
 from levibot.registry import ModelEntry, verify_artifacts
@@ -52,10 +52,14 @@ class LoadedRelease:
         raw = self.lgbm.predict(rows.iloc[-1:])
         return float(self.calibrators["lgbm"].transform(raw)[0])
 
-    def predict_deep(self, rows: pd.DataFrame, *, n_samples: int, seed: int) -> dict[str, float]:
-        """Calibrated MC-mean P(up), mu and the uncertainty split, for the newest row."""
-        window = self.deep.latest_window(rows)
-        out = self.deep.predict_mc(window, n_samples=n_samples, seed=seed)
+    def deep_samples(self, rows: pd.DataFrame, *, n_samples: int, seed: int) -> dict:
+        """The raw MC-dropout draw for the newest row (see `DeepModel.mc_samples`)."""
+        return self.deep.mc_samples(self.deep.latest_window(rows), n_samples=n_samples, seed=seed)
+
+    def deep_from_samples(self, samples: dict, n_samples: int) -> dict[str, float]:
+        """Calibrated MC-mean P(up), mu and the uncertainty split over the first
+        `n_samples` samples of a draw."""
+        out = summarise_mc(samples, n_samples)
         p_up = float(self.calibrators["deep"].transform(out["p_up"])[0])
         return {
             "p_up": p_up,
@@ -63,6 +67,11 @@ class LoadedRelease:
             "epistemic": float(np.sqrt(out["epistemic"][0])),
             "aleatoric": float(np.sqrt(out["aleatoric"][0])),
         }
+
+    def predict_deep(self, rows: pd.DataFrame, *, n_samples: int, seed: int) -> dict[str, float]:
+        """Calibrated MC-mean P(up), mu and the uncertainty split, for the newest row."""
+        samples = self.deep_samples(rows, n_samples=n_samples, seed=seed)
+        return self.deep_from_samples(samples, n_samples)
 
 
 def _resolve(base: Path, path: str) -> Path:

@@ -113,9 +113,9 @@ def test_predict_mc_is_one_forward_call(monkeypatch):
     original = model.network.forward
     batch_sizes: list[int] = []
 
-    def counting_forward(inputs):
+    def counting_forward(inputs, **kwargs):
         batch_sizes.append(inputs.shape[0])
-        return original(inputs)
+        return original(inputs, **kwargs)
 
     monkeypatch.setattr(model.network, "forward", counting_forward)
     out = model.predict_mc(x, n_samples=20, seed=0)
@@ -123,13 +123,60 @@ def test_predict_mc_is_one_forward_call(monkeypatch):
     assert out["p_up"].shape == (6,)
 
 
+def test_mc_path_without_dropout_is_the_modules_eval_forward():
+    """The MC forward re-implements the encoder layer: with p = 0 it must be the module's."""
+    model, x = tiny_model(dropout=0.0), torch.as_tensor(windows())
+    model.network.eval()
+    with torch.no_grad():
+        expected = model.network(x)
+        got = model.network(x, mc_generator=torch.Generator().manual_seed(0))
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_mc_dropout_leaves_the_module_mode_alone():
+    model = tiny_model()
+    model.network.eval()
+    model.predict_mc(windows(), n_samples=4, seed=0)
+    assert not model.network.training
+    model.network.train()
+    model.predict_mc(windows(), n_samples=4, seed=0)
+    assert model.network.training
+
+
+def test_concurrent_mc_calls_give_the_serial_answers():
+    """Server threads call MC-dropout at once (prod and candidate, several requests): no
+    shared mode or global seed, so each call's numbers are its seed's numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, x = tiny_model(), windows(4)
+    seeds = list(range(24))
+    serial = [model.predict_mc(x, n_samples=32, seed=s)["p_up"] for s in seeds]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(
+            pool.map(lambda s: model.predict_mc(x, n_samples=32, seed=s)["p_up"], seeds)
+        )
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_prefix_of_the_samples_is_a_smaller_draw():
+    from levibot.models.deep import summarise_mc
+
+    model, x = tiny_model(), windows(3)
+    samples = model.mc_samples(x, n_samples=50, seed=7)
+    first = summarise_mc(samples, 10)
+    np.testing.assert_allclose(first["p_up"], samples["p_up"][:10].mean(axis=0))
+    assert summarise_mc(samples)["p_up"].shape == (3,)
+
+
 def test_without_dropout_every_mc_sample_is_identical(monkeypatch):
     model, x = tiny_model(dropout=0.0), windows()
     original = model.network.forward
     logits: list[torch.Tensor] = []
 
-    def recording_forward(inputs):
-        out = original(inputs)
+    def recording_forward(inputs, **kwargs):
+        out = original(inputs, **kwargs)
         logits.append(out[0])
         return out
 
