@@ -71,6 +71,19 @@ LATENCY = Histogram(
 )
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """One latency observation with labels from fixed sets only: the server accepts any
+    method token and any path, and a label per distinct value would let an anonymous
+    client grow /metrics without bound. `route` is the matched route's template (or
+    'unmatched'); an unknown method is 'other', a status outside 100-599 'other'."""
+    method_label = method if method in HTTP_METHODS else "other"
+    status_label = str(status) if 100 <= status <= 599 else "other"
+    LATENCY.labels(route, method_label, status_label).observe(seconds)
+
+
 DRIFT_LEVELS = {"ok": 0, "warning": 1, "critical": 2}  # anything else (or no check): -1
 
 

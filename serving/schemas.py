@@ -50,12 +50,40 @@ class CanaryState(BaseModel):
     reason: str
 
 
+class ErrorBody(BaseModel):
+    detail: str = Field(description="what went wrong and how to fix it, in one line")
+
+
+def errors(**described: str) -> dict[int | str, dict]:
+    """OpenAPI `responses` for error statuses, e.g. errors(**{"404": "unknown symbol"})."""
+    return {
+        int(code): {"model": ErrorBody, "description": text} for code, text in described.items()
+    }
+
+
+HealthStatus = Literal["ok", "degraded", "unavailable"]
+
+
+class KillSwitchInfo(BaseModel):
+    enabled: bool
+    reason: str | None = Field(description="why it was set, or why it is forced on")
+    actor: str | None
+    changed_at: str | None
+    forced: bool = Field(description="on because its file is unreadable (fail safe)")
+
+
 class Health(BaseModel):
-    ok: bool
+    status: HealthStatus = Field(
+        description="ok; degraded (serving, but a registry change or a state file was refused, "
+        "see `problems`); unavailable (cannot predict: no prod model or no features)"
+    )
+    ok: bool = Field(description="status == 'ok'")
+    problems: list[str] = Field(description="why the status is not ok (empty when ok)")
     prod_model_id: str | None
     candidate_model_id: str | None
     feature_staleness_sec: Staleness
     kill_switch: bool
+    kill_switch_state: KillSwitchInfo
     canary: CanaryState
     registry_status: str
     uptime_sec: float

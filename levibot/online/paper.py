@@ -67,6 +67,7 @@ class Book(_Strict):
     closed_trades: int = Field(default=0, ge=0)
     realized_pnl: float = 0.0
     updated_at: UtcDatetime | None = None
+    pending_trades: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class PaperBook:
@@ -143,6 +144,8 @@ class PaperBook:
         policy: Policy,
         model_id: str,
         allow_entry: bool = True,
+        record_trade: Callable[[dict[str, Any]], Any] | None = None,
+        trade_recorded: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any] | None:
         """Apply `signal` at `close` of the bar opening at `bar_time`, once per bar.
 
@@ -152,6 +155,12 @@ class PaperBook:
         `signal` may be a function of "is a position open?", called under the lock with
         the book's real state, so a decision never rests on another process's stale view.
         What was decided is kept as the symbol's `last_action` (see `last_action`).
+
+        `record_trade` (the trade log's append) is called with a closed trade under the
+        lock, exactly once even across a crash: the trade is first saved in the book as
+        pending together with the position's removal, then recorded, then cleared; a book
+        found with a pending trade records it first unless `trade_recorded(trade)` says
+        the log already holds it (the crash came after the append).
         """
         close = float(close)
         if not (math.isfinite(close) and close > 0):
@@ -160,6 +169,8 @@ class PaperBook:
         rate = cost_rate(policy.fee_bps, policy.slippage_bps)
         with file_lock(self.path, timeout=self.lock_timeout):
             book = self._load()
+            if book.pending_trades and record_trade is not None:
+                self._recover(book, record_trade, trade_recorded)
             last = book.last_bar.get(symbol)
             if last is not None and bar <= to_utc(last):
                 return None
@@ -191,8 +202,27 @@ class PaperBook:
                 del book.positions[symbol]
                 book.closed_trades += 1
                 book.realized_pnl += trade["pnl"]
+                if record_trade is not None:
+                    book.pending_trades.append(trade)
             write_json_atomic(self.path, book.model_dump(mode="json"))
+            if trade is not None and record_trade is not None:
+                record_trade(trade)
+                book.pending_trades = [t for t in book.pending_trades if t is not trade]
+                write_json_atomic(self.path, book.model_dump(mode="json"))
             return trade
+
+    def _recover(
+        self,
+        book: Book,
+        record_trade: Callable[[dict[str, Any]], Any],
+        trade_recorded: Callable[[dict[str, Any]], bool] | None,
+    ) -> None:
+        """Record the trades a crashed writer saved as pending but may not have logged."""
+        for trade in book.pending_trades:
+            if trade_recorded is None or not trade_recorded(trade):
+                record_trade(trade)
+        book.pending_trades = []
+        write_json_atomic(self.path, book.model_dump(mode="json"))
 
     def _close(
         self,
@@ -206,6 +236,7 @@ class PaperBook:
         entry_time = to_utc(position.entry_time)
         net = close / position.entry_price * (1.0 - position.entry_cost) * (1.0 - rate) - 1.0
         trade: dict[str, Any] = {
+            "trade_id": f"{self.label}|{symbol}|{bar.isoformat()}",
             "model": self.label,
             "model_id": position.model_id,
             "exit_model_id": model_id,

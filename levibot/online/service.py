@@ -6,7 +6,11 @@ books, logs, registry), so every worker process sees the same thing.
 
 Per-bar cache: a model's output for (model id, endpoint, symbol, bar, n_samples) is
 computed once and reused until the next bar, so a request after the first costs a
-dictionary look-up. The paper books act once per new bar on the release's policy model
+dictionary look-up. MC-dropout is drawn once per (release, symbol, bar) with the largest
+allowed sample count; a request for n samples summarises the first n of that draw, so a
+client sweeping n_samples costs a mean over at most 200 numbers per value, not a
+forward pass, and the cache holds at most MAX_N_SAMPLES answers per release and bar.
+The paper books act once per new bar on the release's policy model
 (the calibrated LightGBM P(up), on which the thresholds were swept), whatever endpoint
 was called.
 """
@@ -26,6 +30,7 @@ import pandas as pd
 from levibot.calendar import calendar_named
 from levibot.io import CorruptFileError
 from levibot.online.audit import AuditLog
+from levibot.online.bar_cache import BarCache
 from levibot.online.clock import Clock, system_clock
 from levibot.online.feed import FeatureFeed
 from levibot.online.killswitch import KillSwitch
@@ -94,8 +99,7 @@ class PredictionService:
             role: PaperBook(self.paths.paper_book(role), label=role, clock=clock)
             for role in ("prod", "candidate")
         }
-        self._cache: dict[tuple, dict[str, Any]] = {}
-        self._cache_bar: dict[str, pd.Timestamp] = {}
+        self._cache = BarCache()
         self._acted: dict[tuple[str, str, str], tuple[pd.Timestamp, bool]] = {}
         self._views: dict[str, BarView] = {}
         self._rng = random.Random(seed)
@@ -143,9 +147,7 @@ class PredictionService:
         view: BarView, n_samples: int,
     ) -> dict[str, Any]:  # fmt: skip
         bar, rows = view.bar, view.rows
-        if self._cache_bar.get(symbol) != bar:  # new bar: forget the old bar's outputs
-            self._cache = {k: v for k, v in self._cache.items() if k[2] != symbol}
-            self._cache_bar[symbol] = bar
+        self._cache.roll(symbol, bar)  # new bar: forget the old bar's outputs
         key = (
             release.model_id,
             kind,
@@ -160,7 +162,8 @@ class PredictionService:
         if kind == "lgbm":
             out: dict[str, Any] = {"p_up": release.predict_lgbm(rows)}
         elif kind == "deep":
-            out = release.predict_deep(rows, n_samples=n_samples, seed=_mc_seed(symbol, bar))
+            samples = self._mc_draw(snapshot, release, symbol, view)
+            out = release.deep_from_samples(samples, n_samples)
         else:
             lgbm = self._output(snapshot, release, "lgbm", symbol, view, n_samples)
             deep = self._output(snapshot, release, "deep", symbol, view, n_samples)
@@ -173,8 +176,20 @@ class PredictionService:
                 "aleatoric": deep["aleatoric"],
                 "mu": deep["mu"],
             }
-        self._cache[key] = out
-        return out
+        return self._cache.put(key, out)
+
+    def _mc_draw(
+        self, snapshot: Snapshot, release: LoadedRelease, symbol: str, view: BarView
+    ) -> dict[str, Any]:
+        """The release's MC-dropout draw for this bar (MAX_N_SAMPLES samples, cached)."""
+        key = (release.model_id, "mc_draw", symbol, view.bar, MAX_N_SAMPLES, snapshot.digest)
+        draw = self._cache.get(key)
+        if draw is None:
+            draw = release.deep_samples(
+                view.rows, n_samples=MAX_N_SAMPLES, seed=_mc_seed(symbol, view.bar)
+            )
+            self._cache.put(key, draw)
+        return draw
 
     def canary_open(self, snapshot: Snapshot) -> tuple[bool, str]:
         """Whether the candidate may get traffic, and why not."""
@@ -243,16 +258,15 @@ class PredictionService:
         p_up = self._output(snapshot, release, POLICY_KIND, symbol, view, 0)["p_up"]
         book = self.books[release.role]
         try:
-            trade = book.on_bar(
+            book.on_bar(
                 symbol, view.bar, view.close,
                 lambda was_open: self._decide(
                     snapshot, release, p_up, staleness, was_open, killed
                 )[0],
                 policy=release.policy, model_id=release.model_id,
                 allow_entry=not killed,
+                record_trade=self.shadow.log_trade, trade_recorded=self.shadow.has_trade,
             )  # fmt: skip
-            if trade is not None:
-                self.shadow.log_trade(trade)
             action = book.last_action(symbol) or {}
             if action.get("bar") == view.bar_iso:
                 was_open = bool(action["was_open"])
@@ -276,11 +290,7 @@ class PredictionService:
         snapshot = self.snapshot()
         self.check_symbol(snapshot, symbol)
         view = self._view(symbol, snapshot)
-        now = self.clock()
-        if self.calendar.always_open:
-            staleness = (now.value - view.closed_at_ns) / 1e9
-        else:
-            staleness = self.calendar.open_seconds(pd.Timestamp(view.closed_at_ns, tz="UTC"), now)
+        staleness = self._staleness_of(view)
         is_open, _why = self.canary_open(snapshot)
         variant = assign_variant(
             fraction=snapshot.canary.fraction,
@@ -314,6 +324,38 @@ class PredictionService:
         self.shadow.log_predictions(lines)  # served + shadow line in one locked write
         assert served is not None  # prod always exists past check_symbol
         return served
+
+    def _staleness_of(self, view: BarView) -> float:
+        """Seconds since the view's bar closed (market-open seconds on a calendar)."""
+        now = self.clock()
+        if self.calendar.always_open:
+            return (now.value - view.closed_at_ns) / 1e9
+        return self.calendar.open_seconds(pd.Timestamp(view.closed_at_ns, tz="UTC"), now)
+
+    def act_on_closed_bars(self) -> dict[str, str]:
+        """Let both paper books act on every symbol's newest closed bar (once per bar).
+
+        What the bar clock calls (the server's background task, live): a book's P&L
+        must follow the bars, not whichever symbols clients happened to ask about.
+        Returns per symbol "acted" (or already acted on), or why it could not.
+        """
+        snapshot = self.snapshot()
+        if snapshot.prod is None:
+            return {}
+        killed = self.kill_switch.is_on()
+        out = {}
+        for symbol in snapshot.symbols:
+            try:
+                view = self._view(symbol, snapshot)
+            except ServiceUnavailable as exc:
+                out[symbol] = str(exc)
+                continue
+            staleness = self._staleness_of(view)
+            for release in (snapshot.prod, snapshot.candidate):
+                if release is not None:
+                    self._paper(snapshot, release, symbol, view, staleness, killed)
+            out[symbol] = "acted"
+        return out
 
     def _response(self, snapshot, release, variant, kind, symbol, view, out, signal, reason,
                   staleness, request_id) -> dict[str, Any]:  # fmt: skip
@@ -361,15 +403,23 @@ class PredictionService:
         missing = len(known) < len(staleness)
         can_predict = snapshot.prod is not None and bool(staleness) and not missing
         is_open, why = self.canary_open(snapshot)
+        kill = self.kill_switch.public_state()
+        status, problems = self._health_status(snapshot, staleness, can_predict)
+        if kill["forced"]:
+            problems.append(kill["reason"])
+            status = "degraded" if status == "ok" else status
         return {
-            "ok": can_predict,
+            "status": status,
+            "ok": status == "ok",
+            "problems": problems,
             "prod_model_id": snapshot.prod.model_id if snapshot.prod else None,
             "candidate_model_id": snapshot.candidate.model_id if snapshot.candidate else None,
             "feature_staleness_sec": {
                 "worst": None if missing or not known else max(known),
                 "per_symbol": staleness,
             },
-            "kill_switch": self.kill_switch.is_on(),
+            "kill_switch": kill["enabled"],
+            "kill_switch_state": kill,
             "canary": {
                 "enabled": snapshot.canary.enabled,
                 "fraction": snapshot.canary.fraction,
@@ -381,6 +431,28 @@ class PredictionService:
             "clock": "live" if self.clock is system_clock else "replay",
             "now": self.clock().isoformat(),
         }
+
+    def _health_status(
+        self, snapshot: Snapshot, staleness: dict[str, float | None], can_predict: bool
+    ) -> tuple[str, list[str]]:
+        """unavailable (cannot predict), degraded (predicts, but something was refused or
+        is unreadable) or ok, with the reasons in plain words."""
+        problems = []
+        if snapshot.prod is None:
+            problems.append(f"no prod model loaded ({self.watcher.status})")
+        missing = sorted(s for s, v in staleness.items() if v is None)
+        if missing or not staleness:
+            problems.append(f"no features stored for {', '.join(missing) or 'any symbol'}")
+        if snapshot.prod is not None and self.watcher.status != "ok":
+            problems.append(self.watcher.status)
+        for role, book in self.books.items():
+            try:
+                book.state()
+            except CorruptFileError:
+                problems.append(f"paper book {role} unreadable: paper trading is off")
+        if not can_predict:
+            return "unavailable", problems
+        return ("degraded" if problems else "ok"), problems
 
     def set_kill_switch(self, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:
         state = self.kill_switch.set(enabled, actor=actor, reason=reason or "api")

@@ -25,17 +25,24 @@ returns it (model, model_id, symbol, entry/exit time and price, return, pnl, ...
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from levibot.online.jsonl import append_jsonl_lines, scan_jsonl
+from levibot.online.jsonl import (
+    append_jsonl_lines,
+    open_locked_for_read,
+    parse_jsonl_lines,
+    scan_jsonl,
+)
 from levibot.timeframe import to_utc, utc_now
 
 PREDICTION_COLUMNS = [
@@ -67,6 +74,34 @@ TRADE_COLUMNS = [
 ]
 _TIME_COLUMNS = ("ts", "bar_time", "entry_time", "exit_time")
 _FILE = re.compile(r"^(predictions|trades)_(\d{8})\.jsonl$")
+_READ_CHUNK = 1 << 20  # bytes per read when counting: bounds memory on a first big count
+
+
+@dataclass(slots=True)
+class _FileCount:
+    """Running counts of one file, so `ShadowLog.counts` only reads what was appended."""
+
+    identity: tuple[int, int]  # (st_dev, st_ino): another file at the path starts over
+    offset: int = 0  # bytes up to the end of the last complete line counted
+    partial: bytes = b""  # bytes after `offset` read so far: a line not yet terminated
+    counter: Counter[str] = field(default_factory=Counter)
+    corrupt: int = 0
+
+    @property
+    def end(self) -> int:
+        """File position to read from next."""
+        return self.offset + len(self.partial)
+
+    def feed(self, chunk: bytes, key: str) -> None:
+        """Count the complete lines of `partial + chunk`; keep the unterminated rest."""
+        data = self.partial + chunk if self.partial else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            records, bad = parse_jsonl_lines(data[:cut])
+            self.counter.update(str(r.get(key) or "unknown") for r in records)
+            self.corrupt += len(bad)
+            self.offset += cut
+        self.partial = data[cut:]
 
 
 class ShadowLog:
@@ -82,8 +117,9 @@ class ShadowLog:
         self.directory = Path(directory)
         self.clock = clock
         self.fsync = fsync
-        self._count_cache: dict[Path, tuple[tuple[int, int, int], Counter[str], int]] = {}
+        self._count_cache: dict[tuple[Path, str], _FileCount] = {}
         self._cache_lock = threading.Lock()
+        self.bytes_read = 0  # total bytes `counts` read so far: shows it reads only appends
         self._paths: dict[tuple[str, date], Path] = {}
 
     # ------------------------------------------------------------------ writing
@@ -148,6 +184,16 @@ class ShadowLog:
         """All logged paper trades with ``ts >= since``, in time order."""
         return self._frame("trades", TRADE_COLUMNS, since)
 
+    def has_trade(self, trade: Mapping[str, Any]) -> bool:
+        """Whether a trade with this `trade_id` is logged (files from its exit day on).
+
+        For crash recovery of a paper book only (rare): it scans those files."""
+        since = pd.Timestamp(trade["exit_time"]) if trade.get("exit_time") else None
+        for path in self.files("trades", since):
+            if any(r.get("trade_id") == trade["trade_id"] for r in scan_jsonl(path)[0]):
+                return True
+        return False
+
     def _frame(self, kind: str, columns: list[str], since: pd.Timestamp | None) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         for path in self.files(kind, since):
@@ -168,8 +214,11 @@ class ShadowLog:
         """Rows per variant (predictions) and per model (trades), plus skipped lines.
 
         ``{"predictions": {"prod": n, "canary": m}, "trades": {"prod": k, ...},
-        "corrupt_lines": c}``; a record without the key counts as "unknown". Files that
-        did not change since the last call are not re-read.
+        "corrupt_lines": c}``; a record without the key counts as "unknown". Counting is
+        incremental: each call reads only the bytes appended since the previous one (a
+        replaced or truncated file is recounted), because the status endpoint polls this
+        while the logs grow. A last line without its "\\n" (a crashed writer's torn
+        line) is counted once terminated, which the next append does.
         """
         predictions, p_bad = self._count(self.files("predictions"), "variant")
         trades, t_bad = self._count(self.files("trades"), "model")
@@ -182,20 +231,37 @@ class ShadowLog:
     def _count(self, paths: Iterable[Path], key: str) -> tuple[Counter[str], int]:
         total: Counter[str] = Counter()
         corrupt = 0
-        for path in paths:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        listed = set(paths)
+        for path in sorted(listed):
+            # One lock for read + update + sum: concurrent callers never double-count a
+            # chunk or iterate a counter another thread is updating.
             with self._cache_lock:
-                cached = self._count_cache.get(path)
-            if cached is None or cached[0] != stamp:
-                records, bad = scan_jsonl(path)
-                counter = Counter(str(r.get(key) or "unknown") for r in records)
-                cached = (stamp, counter, len(bad))
-                with self._cache_lock:
-                    self._count_cache[path] = cached
-            total.update(cached[1])
-            corrupt += cached[2]
+                state = self._count_file(path, key)
+                if state is not None:
+                    total.update(state.counter)
+                    corrupt += state.corrupt
+        with self._cache_lock:  # forget deleted files: the cache stays bounded
+            for cache_key in [k for k in self._count_cache if k[1] == key]:
+                # `listed` may predate a file another caller already counted: check it.
+                if cache_key[0] not in listed and not cache_key[0].exists():
+                    del self._count_cache[cache_key]
         return total, corrupt
+
+    def _count_file(self, path: Path, key: str) -> _FileCount | None:
+        """Bring the counts of `path` up to date (caller holds `_cache_lock`)."""
+        cache_key = (path, key)
+        with open_locked_for_read(path) as fd:
+            if fd is None:
+                self._count_cache.pop(cache_key, None)
+                return None
+            stat = os.fstat(fd)
+            identity = (stat.st_dev, stat.st_ino)
+            state = self._count_cache.get(cache_key)
+            if state is None or state.identity != identity or stat.st_size < state.end:
+                state = self._count_cache[cache_key] = _FileCount(identity)
+            position = state.end
+            while chunk := os.pread(fd, _READ_CHUNK, position):
+                position += len(chunk)
+                self.bytes_read += len(chunk)
+                state.feed(chunk, key)
+        return state

@@ -18,7 +18,9 @@ Layout (relative to the settings' folders):
     data/serving/audit.jsonl                             levibot.online.audit
     data/serving/marathon.json                           levibot.state.records
     data/serving/{server.log,server.pid,prometheus/,last_check.json,cron/}
+    data/serving/last_good/{current.json,<digest>/}      levibot.online.last_good
     registry/model_registry.json                         levibot.registry
+    registry/model_registry_events.jsonl                 levibot.registry (rotated events)
     registry/canary_policy.json (+ thresholds)           levibot.registry.canary
     registry/ensemble_weights.json                       levibot.state.weights
     registry/drift/<stamp>.json, latest.json             levibot.state.drift_log
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
     from levibot.settings import Settings
 
 REGISTRY_FILE = "model_registry.json"
+
+
+def events_archive_for(registry_file: Path | str) -> Path:
+    """Registry events rotated out of `registry_file` (oldest first, JSON Lines), beside it."""
+    registry_file = Path(registry_file)
+    return registry_file.with_name(f"{registry_file.stem}_events.jsonl")
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,17 @@ class Paths:
         return self.serving / "prometheus"
 
     @property
+    def last_good(self) -> Path:
+        """Copies of the registry files (and links to the artifacts) a server worker last
+        loaded whole, one folder per content digest, shared by every worker."""
+        return self.serving / "last_good"
+
+    @property
+    def last_good_pointer(self) -> Path:
+        """Which `last_good` folder is the newest."""
+        return self.last_good / "current.json"
+
+    @property
     def last_check(self) -> Path:
         return self.serving / "last_check.json"
 
@@ -155,6 +174,10 @@ class Paths:
     @property
     def registry(self) -> Path:
         return self.registry_dir / self.registry_name
+
+    @property
+    def events_archive(self) -> Path:
+        return events_archive_for(self.registry)
 
     @property
     def canary_policy(self) -> Path:

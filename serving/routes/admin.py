@@ -9,9 +9,18 @@ from fastapi import APIRouter, Depends, Query
 from levibot.online.service import PredictionService
 from serving.auth import require_admin
 from serving.deps import get_service
-from serving.schemas import CanarySettings, KillSwitchState, ReloadResult
+from serving.schemas import CanarySettings, KillSwitchState, ReloadResult, errors
 
-router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=errors(**{
+        "401": "missing or wrong bearer token",
+        "409": "the registry, canary policy or a state file is unusable",
+        "422": "invalid parameter",
+        "503": "admin endpoints disabled (no token configured) or state unavailable",
+    }),
+)  # fmt: skip
 Service = Annotated[PredictionService, Depends(get_service)]
 Actor = Annotated[str, Depends(require_admin)]
 

@@ -12,15 +12,21 @@ from levibot.state.records import read_marathon
 from levibot.timeframe import to_utc
 from serving import metrics
 from serving.deps import get_service
-from serving.schemas import AutomationStatus, Health, ModelStatus
+from serving.errors import redact_paths
+from serving.schemas import AutomationStatus, Health, ModelStatus, errors
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"], responses=errors(**{"503": "server state unavailable"}))
 Service = Annotated[PredictionService, Depends(get_service)]
 
 
 @router.get("/healthz", response_model=Health)
 def healthz(service: Service) -> dict:
-    return service.health()
+    """Always 200 with a body: `status` says ok / degraded / unavailable and `problems` why.
+    File-system paths in the reasons are reduced to file names."""
+    health = service.health()
+    health["problems"] = [redact_paths(p) for p in health["problems"]]
+    health["registry_status"] = redact_paths(health["registry_status"])
+    return health
 
 
 @router.get("/ml/model/status", response_model=ModelStatus)
@@ -45,7 +51,7 @@ def model_status(service: Service) -> dict:
     return {
         "prod": info(snapshot.prod),
         "candidate": info(snapshot.candidate),
-        "registry_status": service.watcher.status,
+        "registry_status": redact_paths(service.watcher.status),
         "ensemble_weights": snapshot.weights,
     }
 

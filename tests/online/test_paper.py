@@ -191,3 +191,56 @@ def test_processes_on_the_same_bar_act_once(tmp_path: Path) -> None:
     assert len(trades) == 1 and trades[0]["model"] == "prod"
     state = _book(path).state()
     assert (state["entries"], state["closed_trades"], state["positions"]) == (1, 1, {})
+
+
+class _Crash(Exception):
+    """A process dying at a chosen point."""
+
+
+def _trade_log(tmp_path: Path):
+    from levibot.online.shadow_log import ShadowLog
+
+    return ShadowLog(tmp_path / "logs", clock=lambda: T0)
+
+
+def test_a_crash_before_the_trade_is_logged_loses_no_trade(tmp_path: Path) -> None:
+    """The trade used to be logged after the book was saved: a crash in between lost it."""
+    log, book = _trade_log(tmp_path), _book(tmp_path / "prod.json")
+    _act(book, 0, "ENTRY")
+
+    def die(_: dict) -> None:
+        raise _Crash
+
+    with pytest.raises(_Crash):
+        _act(book, 1, "EXIT", close=105.0, record_trade=die, trade_recorded=log.has_trade)
+    assert book.positions() == {} and log.trades().empty  # closed on disk, not yet logged
+    _act(book, 2, "HOLD", record_trade=log.log_trade, trade_recorded=log.has_trade)
+    trades = log.trades()
+    assert len(trades) == 1 and trades["exit_price"].iloc[0] == 105.0
+    assert book.state()["pending_trades"] == []
+
+
+def test_a_crash_after_the_trade_is_logged_does_not_log_it_twice(tmp_path: Path) -> None:
+    log, book = _trade_log(tmp_path), _book(tmp_path / "prod.json")
+    _act(book, 0, "ENTRY")
+
+    def log_then_die(trade: dict) -> None:
+        log.log_trade(trade)
+        raise _Crash
+
+    with pytest.raises(_Crash):
+        _act(book, 1, "EXIT", record_trade=log_then_die, trade_recorded=log.has_trade)
+    assert len(book.state()["pending_trades"]) == 1  # the book does not know it was logged
+    _act(book, 2, "HOLD", record_trade=log.log_trade, trade_recorded=log.has_trade)
+    _act(book, 3, "HOLD", record_trade=log.log_trade, trade_recorded=log.has_trade)
+    assert len(log.trades()) == 1 and book.state()["pending_trades"] == []
+
+
+def test_trades_carry_an_id_unique_per_book_symbol_and_exit_bar(tmp_path: Path) -> None:
+    book = _book(tmp_path / "prod.json")
+    _act(book, 0, "ENTRY")
+    first = _act(book, 1, "EXIT")
+    _act(book, 2, "ENTRY")
+    second = _act(book, 3, "EXIT")
+    assert first["trade_id"] != second["trade_id"]
+    assert first["trade_id"] == f"prod|{SYMBOL}|{_bar(1).isoformat()}"

@@ -14,21 +14,7 @@ from levibot.registry import update_canary_policy
 from levibot.state.paths import Paths
 from serving.app import create_app
 from serving.schemas import DeepPrediction, EnsemblePrediction, Prediction
-
-TOKEN = "test-token-123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def service(project, clock) -> PredictionService:
-    return PredictionService(project, clock=clock)
-
-
-@pytest.fixture
-def client(service, monkeypatch) -> TestClient:
-    monkeypatch.setenv("LEVIBOT_ADMIN_TOKEN", TOKEN)
-    with TestClient(create_app(service=service), raise_server_exceptions=False) as test_client:
-        yield test_client
+from tests.serving.conftest import AUTH, TOKEN
 
 
 def test_health_reports_models_staleness_and_state(client, service):
@@ -66,13 +52,33 @@ def test_predictions_answer_every_field(client, path, extra, schema):
 def test_second_request_on_the_same_bar_is_a_cache_hit(client, service, monkeypatch):
     calls = []
     release = service.snapshot().prod
-    original = release.predict_deep
+    original = release.deep_samples
     monkeypatch.setattr(
-        release, "predict_deep", lambda *a, **k: calls.append(1) or original(*a, **k)
+        release, "deep_samples", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
     first = client.get("/ml/predict_deep", params={"symbol": "ETHUSDT"}).json()
     second = client.get("/ml/predict_deep", params={"symbol": "ETHUSDT"}).json()
     assert first["p_up"] == second["p_up"] and len(calls) == 1
+
+
+def test_sweeping_sample_counts_costs_one_mc_draw_per_bar(client, service, monkeypatch):
+    """Each n_samples used to be a new cache key and a new forward pass: two clients
+    sweeping 200..1 stalled the server. Now every n is a prefix of one draw per bar."""
+    draws = []
+    for release in (service.snapshot().prod, service.snapshot().candidate):
+        original = release.deep_samples
+        monkeypatch.setattr(
+            release, "deep_samples",
+            lambda *a, _o=original, **k: draws.append(k["n_samples"]) or _o(*a, **k),
+        )  # fmt: skip
+    answers = {
+        n: client.get("/ml/predict_deep", params={"symbol": "BTCUSDT", "n_samples": n}).json()
+        for n in (200, 150, 37, 20, 2, 1)
+    }
+    assert draws == [200, 200]  # prod + candidate, once each
+    assert answers[1]["epistemic"] == 0.0  # one sample: no spread
+    assert len({a["p_up"] for a in answers.values()}) > 1  # n still matters
+    assert len(service._cache) <= 2 * (2 + 6)  # draws + answers of this bar only
 
 
 @pytest.mark.parametrize(
@@ -206,11 +212,15 @@ def test_hot_reload_refuses_a_corrupt_registry_and_keeps_serving(client, service
     path.write_text(good[: len(good) // 2])
     service.watcher.refresh()
     health = client.get("/healthz").json()
-    assert health["registry_status"].startswith("degraded") and health["ok"] is True
+    assert health["registry_status"].startswith("degraded")
+    assert health["status"] == "degraded" and health["ok"] is False  # was ok: true
+    assert str(project.registry_dir) not in client.get("/healthz").text  # no path
     assert client.get("/ml/predict", params={"symbol": "BTCUSDT"}).status_code == 200
     path.write_text(good)
     service.watcher.refresh()
-    assert client.get("/healthz").json()["registry_status"] == "ok"
+    health = client.get("/healthz").json()
+    assert health["registry_status"] == "ok" and health["status"] == "ok" and health["ok"]
+    assert health["problems"] == []
 
 
 def test_weights_file_change_is_picked_up(client, service, project):

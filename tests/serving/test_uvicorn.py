@@ -7,20 +7,18 @@ shadow-log lines, logged line counts equal to request counts, and the drift seri
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from levibot.io import write_json_atomic
-from levibot.marathon.server import start_server
 from levibot.settings import load_settings
 from levibot.state.drift_log import write_drift_report
 from levibot.state.paths import Paths
+from tests.serving.conftest import running_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "uvicorn-test-token"
@@ -29,24 +27,8 @@ PATHS = ("/ml/predict", "/ml/predict_deep", "/ml/predict_ensemble")
 
 @pytest.fixture
 def server(trained_root, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(trained_root, root)
-    env_file = root / "env.yaml"
-    env_file.write_text(yaml.safe_dump({
-        "symbols": "BTCUSDT,ETHUSDT", "data_dir": str(root / "data"),
-        "registry_dir": str(root / "registry"), "timeframe": "15m",
-    }))  # fmt: skip
-    prom_dir = tmp_path / "prom"
-    prom_dir.mkdir()
-    server = start_server(
-        env_file, workers=2, log_path=tmp_path / "server.log",
-        extra_env={"LEVIBOT_ADMIN_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)},
-    )  # fmt: skip
-    try:
-        server.wait_healthy()
-        yield server.base_url, root
-    finally:
-        server.stop()
+    with running_server(trained_root, tmp_path, workers=2, token=TOKEN) as (base, root):
+        yield base, root
 
 
 def get_many(base: str, n: int, *, threads: int = 8) -> list[httpx.Response]:

@@ -19,7 +19,7 @@ STATE_FILES = (
     "model_registry.json", "canary_policy.json", "ensemble_weights.json", "kill_switch.json",
     "audit.jsonl", "latest.json", "marathon.json", "serve_env.yaml", "ingest_manifest.json",
     "marathon_evaluation.json", "last_check.json", "replay_clock.json", "replay_summary.json",
-    "drift_reference.npz", "server.pid", "server.log",
+    "drift_reference.npz", "server.pid", "server.log", "current.json", "_events.jsonl",
 )  # fmt: skip
 
 

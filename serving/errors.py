@@ -1,0 +1,45 @@
+"""Error bodies for unauthenticated clients: short, and free of file-system paths.
+
+Library messages name files by their absolute path so an operator can fix them from the
+server log; the HTTP answer keeps only the file's name, and echoes at most a short prefix
+of what the client sent (a 100 kB symbol must not come back as a 100 kB answer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+MAX_MESSAGE = 300
+MAX_ECHO = 32
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[^\s/:'\"(),;]+)+/?")
+
+
+def redact_paths(text: str) -> str:
+    """Every absolute path replaced by its last component ('/srv/x/registry.json' ->
+    'registry.json'), then cut to MAX_MESSAGE characters."""
+
+    def name(match: re.Match[str]) -> str:
+        parts = [p for p in match.group(0).split("/") if p]
+        return parts[-1] if parts else "/"
+
+    return clip(_ABSOLUTE_PATH.sub(name, text), MAX_MESSAGE)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validation_message(errors: Sequence[dict[str, Any]]) -> str:
+    """FastAPI's validation errors as one line: where, what, and a short prefix of the input."""
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "header"))
+        text = f"{where or 'request'}: {error.get('msg', 'invalid')}"
+        if "input" in error and error["input"] is not None and where:
+            text += f" (got {clip(repr(error['input']), MAX_ECHO)})"
+        parts.append(text)
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return redact_paths("; ".join(parts))
