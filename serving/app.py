@@ -11,7 +11,6 @@ import asyncio
 import gc
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,10 +26,10 @@ from levibot.registry import RegistryError
 from levibot.settings import DEFAULT_ENV_FILE, Settings, SettingsError, load_settings
 from levibot.state.paths import Paths
 from levibot.symbols import UnknownSymbolError
-from serving import metrics
 from serving.errors import redact_paths, validation_message
 from serving.routes import admin, health, predict
 from serving.routes.predict import PredictionLimits
+from serving.timing import TimingMiddleware
 
 log = logging.getLogger("levibot.serving")
 
@@ -98,8 +97,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.limits = PredictionLimits()
+    app.include_router(predict.router)  # first: the hot routes are matched first
     app.include_router(health.router)
-    app.include_router(predict.router)
     app.include_router(admin.router)
 
     def error(status: int, message: str) -> JSONResponse:
@@ -132,16 +131,5 @@ def create_app(
         log.exception("unexpected error")  # the traceback goes to the log, not the client
         return error(500, f"internal error ({type(exc).__name__}); see the server log")
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.observe_request(
-            path, request.method, response.status_code, time.perf_counter() - start
-        )
-        response.headers["X-Worker-Pid"] = str(os.getpid())  # which worker answered
-        return response
-
+    app.add_middleware(TimingMiddleware)
     return app

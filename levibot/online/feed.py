@@ -15,6 +15,7 @@ import pandas as pd
 from levibot.calendar import CALENDARS, TradingCalendar
 from levibot.data.store import FeatureStore
 from levibot.online.clock import Clock, system_clock
+from levibot.online.readiness import NeedsWork
 
 
 class FeatureFeed:
@@ -32,10 +33,11 @@ class FeatureFeed:
         self._paths: dict[str, tuple[Path, Path]] = {}
         self._lock = threading.Lock()
 
-    def latest(self, symbol: str, n: int | None = None) -> pd.DataFrame:
+    def latest(self, symbol: str, n: int | None = None, *, read: bool = True) -> pd.DataFrame:
         """The newest `n` rows (default all cached rows) of `symbol`'s features.
 
-        Raises FileNotFoundError when the symbol has no stored features.
+        Raises FileNotFoundError when the symbol has no stored features, and NeedsWork
+        when `read` is false and the rows are not cached for the file as it is now.
         """
         paths = self._paths.get(symbol)
         if paths is None:
@@ -50,6 +52,8 @@ class FeatureFeed:
         key = (stat.st_mtime_ns, stat.st_size, delta_key, n)
         cached = self._cache.get((symbol, n))
         if cached is None or cached[0] != key:
+            if not read:
+                raise NeedsWork(f"{symbol}: feature table changed")
             with self._lock:
                 frame = self.store.tail(symbol, max(self.rows, n or 0))
                 cached = (key, frame if n is None else frame.iloc[-n:])

@@ -37,6 +37,7 @@ from levibot.online.killswitch import KillSwitch
 from levibot.online.layout import ENDPOINTS
 from levibot.online.models import LoadedRelease
 from levibot.online.paper import PaperBook
+from levibot.online.readiness import NeedsWork
 from levibot.online.routing import CANARY, PROD, assign_variant
 from levibot.online.shadow_log import ShadowLog
 from levibot.online.snapshot import Snapshot, SnapshotWatcher
@@ -65,6 +66,15 @@ class BarView:
     bar_iso: str
     close: float
     closed_at_ns: int  # bar close time, for staleness without Timestamp arithmetic
+
+
+def _output_key(
+    snapshot: Snapshot, release: LoadedRelease, kind: str, symbol: str, bar: pd.Timestamp,
+    n_samples: int,
+) -> tuple:  # fmt: skip
+    """The per-bar cache key of a model output (the symbol third: see BarCache.roll)."""
+    return (release.model_id, kind, symbol, bar, n_samples if kind != "lgbm" else 0,
+            snapshot.digest)  # fmt: skip
 
 
 def _mc_seed(symbol: str, bar_time: pd.Timestamp) -> int:
@@ -119,10 +129,10 @@ class PredictionService:
             )
         return symbol
 
-    def _view(self, symbol: str, snapshot: Snapshot) -> BarView:
+    def _view(self, symbol: str, snapshot: Snapshot, *, read: bool = True) -> BarView:
         need = max(r.history_needed for r in (snapshot.prod, snapshot.candidate) if r)
         try:
-            rows = self.feed.latest(symbol, need)
+            rows = self.feed.latest(symbol, need, read=read)
         except FileNotFoundError as exc:
             raise ServiceUnavailable(f"no features stored for {symbol}: run the ingest") from exc
         if rows.empty:
@@ -148,14 +158,7 @@ class PredictionService:
     ) -> dict[str, Any]:  # fmt: skip
         bar, rows = view.bar, view.rows
         self._cache.roll(symbol, bar)  # new bar: forget the old bar's outputs
-        key = (
-            release.model_id,
-            kind,
-            symbol,
-            bar,
-            n_samples if kind != "lgbm" else 0,
-            snapshot.digest,
-        )
+        key = _output_key(snapshot, release, kind, symbol, bar, n_samples)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -278,18 +281,39 @@ class PredictionService:
         self._acted[memo] = (view.bar, was_open)
         return was_open
 
+    def _ready(self, snapshot: Snapshot, kind: str, symbol: str, view: BarView, n: int) -> bool:
+        """Both releases' outputs for this bar are cached and their books have acted on it:
+        the request needs only memory, a stat or two and a log append."""
+        for release in (snapshot.prod, snapshot.candidate):
+            if release is None:
+                continue
+            acted = self._acted.get((release.role, release.model_id, symbol))
+            if acted is None or acted[0] is not view.bar:
+                return False
+            for needed in {kind, POLICY_KIND}:
+                key = _output_key(snapshot, release, needed, symbol, view.bar, n)
+                if self._cache.get(key) is None:
+                    return False
+        return True
+
     def predict(
         self, symbol: str, kind: str, *, client_id: str | None = None, n_samples: int = 20,
-        request_id: str | None = None,
+        request_id: str | None = None, ready_only: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
-        """Serve one prediction; shadow-log both variants; let the paper books act."""
+        """Serve one prediction; shadow-log both variants; let the paper books act.
+
+        `ready_only`: answer only if nothing may block (see `NeedsWork`), for a caller on
+        an event loop; otherwise NeedsWork is raised before any side effect.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; use one of {KINDS}")
         if not 1 <= n_samples <= MAX_N_SAMPLES:
             raise ValueError(f"n_samples must be between 1 and {MAX_N_SAMPLES}, got {n_samples}")
-        snapshot = self.snapshot()
+        snapshot = self.watcher.current(load=not ready_only)
         self.check_symbol(snapshot, symbol)
-        view = self._view(symbol, snapshot)
+        view = self._view(symbol, snapshot, read=not ready_only)
+        if ready_only and not self._ready(snapshot, kind, symbol, view, n_samples):
+            raise NeedsWork(f"{symbol}: outputs or paper actions of this bar not done yet")
         staleness = self._staleness_of(view)
         is_open, _why = self.canary_open(snapshot)
         variant = assign_variant(

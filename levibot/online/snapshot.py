@@ -23,6 +23,7 @@ from typing import Any
 
 from levibot.online.last_good import LastGoodStore
 from levibot.online.models import LoadedRelease, load_release
+from levibot.online.readiness import NeedsWork
 from levibot.registry import CanaryPolicy, load_canary_policy, load_registry, verify_artifacts
 from levibot.state.paths import Paths
 from levibot.state.weights import DEFAULT_WEIGHTS, load_weights
@@ -61,9 +62,17 @@ class SnapshotWatcher:
         self._lock = threading.Lock()
         self.refresh(force=True)
 
-    def current(self) -> Snapshot:
-        if time.monotonic() - self._checked >= self.check_every:
-            self.refresh()
+    def current(self, *, load: bool = True) -> Snapshot:
+        """The snapshot, after a look at the files when one is due. With `load` false a
+        due look only stats them, and a change raises NeedsWork (loading blocks)."""
+        now = time.monotonic()
+        if now - self._checked >= self.check_every:
+            if load:
+                self.refresh()
+            elif self._stat_key is None or self._stat() != self._stat_key:
+                raise NeedsWork("registry files changed")
+            else:
+                self._checked = now  # what refresh() would do for unchanged files
         return self.snapshot
 
     def _stat(self) -> tuple:

@@ -168,3 +168,35 @@ def test_without_the_bar_clock_nothing_acts(service):
     with TestClient(create_app(service=service)):
         pass
     assert all(book.state()["last_bar"] == {} for book in service.books.values())
+
+
+def test_ready_only_answers_from_memory_or_refuses_before_any_side_effect(service, project):
+    """The event loop answers a request only when nothing may block; otherwise the call
+    is refused before it logs, computes or lets a book act, and goes to a thread."""
+    from levibot.online.readiness import NeedsWork
+
+    with pytest.raises(NeedsWork):
+        service.predict("BTCUSDT", "lgbm", ready_only=True)
+    assert service.shadow.predictions().empty
+    assert all(book.state()["last_bar"] == {} for book in service.books.values())
+    first = service.predict("BTCUSDT", "lgbm")
+    again = service.predict("BTCUSDT", "lgbm", ready_only=True)
+    assert again["p_up"] == first["p_up"] and len(service.shadow.predictions()) == 4
+    with pytest.raises(NeedsWork):  # deep outputs of this bar are not computed yet
+        service.predict("BTCUSDT", "deep", ready_only=True)
+    store = Paths.of(project).store()
+    frame = store.read("BTCUSDT")
+    newer = frame.iloc[[-1]].copy()
+    newer.index = newer.index + store.bar_length
+    newer.index.name = frame.index.name
+    store.write("BTCUSDT", __import__("pandas").concat([frame, newer]))
+    with pytest.raises(NeedsWork):  # the feature table changed: reading it may block
+        service.predict("BTCUSDT", "lgbm", ready_only=True)
+
+
+def test_openapi_lists_the_hand_read_parameters(client):
+    params = client.get("/openapi.json").json()["paths"]["/ml/predict_deep"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in params}
+    assert by_name["symbol"]["required"] and by_name["symbol"]["in"] == "query"
+    assert by_name["n_samples"]["schema"]["maximum"] == 200
+    assert by_name["X-Client-Id"]["in"] == "header" and not by_name["X-Client-Id"]["required"]
