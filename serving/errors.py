@@ -9,16 +9,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 MAX_MESSAGE = 300
 MAX_ECHO = 32
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[^\s/:'\"(),;]+)+/?")
+# an absolute path not inside a URL (no word char, '.', ':' or '/' just before it)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[^\s/:'\"(),;]+)+/?")
 
 
-def redact_paths(text: str) -> str:
-    """Every absolute path replaced by its last component ('/srv/x/registry.json' ->
-    'registry.json'), then cut to MAX_MESSAGE characters."""
+def roots_of(service: Any) -> tuple[str, ...]:
+    """The server's state folders (data, registry, reports), longest first: replaced by
+    their own names, they leave paths readable and free of the machine's layout, spaces
+    and colons in the folder names included."""
+    paths = getattr(service, "paths", None)
+    if paths is None:
+        return ()
+    folders = (paths.data_dir, paths.registry_dir, paths.reports_dir)
+    return tuple(sorted({str(Path(f).resolve()) for f in folders} | {str(f) for f in folders},
+                        key=len, reverse=True))  # fmt: skip
+
+
+def redact_paths(text: str, roots: Sequence[str] = ()) -> str:
+    """Known state folders replaced by their names ('/srv/x/registry/a.json' ->
+    'registry/a.json'), any other absolute path by its last component, then cut to
+    MAX_MESSAGE characters."""
+    for root in roots:
+        if root and root != "/":
+            text = text.replace(root, Path(root).name)
 
     def name(match: re.Match[str]) -> str:
         parts = [p for p in match.group(0).split("/") if p]

@@ -364,6 +364,34 @@ def test_a_crash_between_archiving_and_rewriting_loses_no_event(reg_file: Path) 
         registry_events(reg_file.with_name("none.json"))
 
 
+def test_a_failed_registry_write_after_archiving_does_not_duplicate_events(
+    reg_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import levibot.registry.store as store
+
+    monkeypatch.setattr(store, "EVENTS_KEPT", 2)
+    bootstrap_prod(reg_file, make_entry(reg_file.parent, "p"), reason="op0")
+    for i in (1, 2):
+        tighten_policy(reg_file, reason=f"op{i}", target="prod")
+    real_write = store._write
+    calls = {"n": 0}
+
+    def write_fails_once(path, obj):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return real_write(path, obj)
+
+    monkeypatch.setattr(store, "_write", write_fails_once)
+    with pytest.raises(OSError):
+        tighten_policy(reg_file, reason="op3", target="prod")  # archived op0, op1; not saved
+    for i in (3, 4):
+        tighten_policy(reg_file, reason=f"op{i}", target="prod")
+    reasons = _reasons(registry_events(reg_file))
+    assert reasons == ["op0", "op1", "op2", "op3", "op4"]  # each once
+    assert _archived_reasons(reg_file) == ["op0", "op1", "op2"]
+
+
 # ------------------------------------------------------------------- canary policy
 
 

@@ -141,7 +141,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             results,
             "api healthy",
             bool(health.get("ok")),
-            f"registry {health.get('registry_status')}",
+            f"{health.get('status', 'ok' if health.get('ok') else 'not ok')}"
+            + "".join(f"; {p}" for p in health.get("problems", [])),
         )
         worst = health["feature_staleness_sec"]["worst"]
         _item(results, "staleness", worst is not None and worst <= limits.max_staleness_sec,

@@ -46,6 +46,7 @@ def live_summary(
         timeline.append({
             "bar": end.isoformat(), "ok": bool(health["ok"]), "kill_switch": health["kill_switch"],
             "staleness": health["feature_staleness_sec"]["worst"],
+            "status": health.get("status"), "problems": health.get("problems", []),
         })  # fmt: skip
     except (httpx.HTTPError, ValueError, KeyError):
         timeline.append(

@@ -306,6 +306,7 @@ def run_replay(
                 health = transport.health()
             point.update(
                 staleness=health["feature_staleness_sec"]["worst"], ok=health["ok"],
+                status=health["status"], problems=health["problems"],
                 kill_switch=health["kill_switch"], registry_status=health["registry_status"],
                 canary_open=health["canary"]["open"], canary_reason=health["canary"]["reason"],
             )  # fmt: skip

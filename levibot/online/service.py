@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
 import zlib
@@ -51,6 +52,7 @@ log = logging.getLogger("levibot.online")
 KINDS = ("lgbm", "deep", "ensemble")
 POLICY_KIND = "lgbm"
 MAX_N_SAMPLES = 200
+MC_CONCURRENCY = 2  # simultaneous MC-dropout draws per process: one per core of the target
 
 
 class ServiceUnavailable(RuntimeError):
@@ -110,6 +112,7 @@ class PredictionService:
             for role in ("prod", "candidate")
         }
         self._cache = BarCache()
+        self._mc_slots = threading.BoundedSemaphore(MC_CONCURRENCY)
         self._acted: dict[tuple[str, str, str], tuple[pd.Timestamp, bool]] = {}
         self._views: dict[str, BarView] = {}
         self._rng = random.Random(seed)
@@ -188,10 +191,13 @@ class PredictionService:
         key = (release.model_id, "mc_draw", symbol, view.bar, MAX_N_SAMPLES, snapshot.digest)
         draw = self._cache.get(key)
         if draw is None:
-            draw = release.deep_samples(
-                view.rows, n_samples=MAX_N_SAMPLES, seed=_mc_seed(symbol, view.bar)
-            )
-            self._cache.put(key, draw)
+            with self._mc_slots:  # CPU-bound torch: at most MC_CONCURRENCY at once
+                draw = self._cache.get(key)  # drawn by another thread while this one waited
+                if draw is None:
+                    draw = release.deep_samples(
+                        view.rows, n_samples=MAX_N_SAMPLES, seed=_mc_seed(symbol, view.bar)
+                    )
+                    self._cache.put(key, draw)
         return draw
 
     def canary_open(self, snapshot: Snapshot) -> tuple[bool, str]:
@@ -275,7 +281,7 @@ class PredictionService:
                 was_open = bool(action["was_open"])
             else:  # a book written before actions were recorded: judge from positions
                 was_open = symbol in book.positions()
-        except CorruptFileError as exc:  # paper trading degrades; predictions go on
+        except (CorruptFileError, OSError) as exc:  # paper trading degrades; predictions go on
             log.error("paper book %s unusable: %s", release.role, exc)
             was_open = False
         self._acted[memo] = (view.bar, was_open)
@@ -368,17 +374,16 @@ class PredictionService:
             return {}
         killed = self.kill_switch.is_on()
         out = {}
-        for symbol in snapshot.symbols:
+        for symbol in snapshot.symbols:  # one symbol's trouble must not stop the others
             try:
                 view = self._view(symbol, snapshot)
-            except ServiceUnavailable as exc:
-                out[symbol] = str(exc)
-                continue
-            staleness = self._staleness_of(view)
-            for release in (snapshot.prod, snapshot.candidate):
-                if release is not None:
-                    self._paper(snapshot, release, symbol, view, staleness, killed)
-            out[symbol] = "acted"
+                staleness = self._staleness_of(view)
+                for release in (snapshot.prod, snapshot.candidate):
+                    if release is not None:
+                        self._paper(snapshot, release, symbol, view, staleness, killed)
+                out[symbol] = "acted"
+            except (ServiceUnavailable, ValueError, OSError) as exc:
+                out[symbol] = f"{type(exc).__name__}: {exc}"
         return out
 
     def _response(self, snapshot, release, variant, kind, symbol, view, out, signal, reason,
@@ -472,8 +477,9 @@ class PredictionService:
         for role, book in self.books.items():
             try:
                 book.state()
-            except CorruptFileError:
-                problems.append(f"paper book {role} unreadable: paper trading is off")
+            except (CorruptFileError, OSError) as exc:
+                problems.append(f"paper book {role} unreadable ({type(exc).__name__}): "
+                                "paper trading is off")  # fmt: skip
         if not can_predict:
             return "unavailable", problems
         return ("degraded" if problems else "ok"), problems

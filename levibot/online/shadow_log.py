@@ -129,8 +129,9 @@ class ShadowLog:
         return self._append("predictions", record)
 
     def log_trade(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """Append a closed paper trade; returns what was written."""
-        return self._append("trades", record)
+        """Append a closed paper trade, fsynced (trades are rare, and a paper book clears
+        its pending copy once this returns: the line must survive a power cut)."""
+        return self._append_many("trades", [record], fsync=True)[0]
 
     def log_predictions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Several prediction records (served + shadow) in one locked write."""
@@ -139,11 +140,13 @@ class ShadowLog:
     def _append(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         return self._append_many(kind, [record])[0]
 
-    def _append_many(self, kind: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def _append_many(
+        self, kind: str, records: Sequence[Mapping[str, Any]], *, fsync: bool = False
+    ) -> list[dict[str, Any]]:
         now = to_utc(self.clock())
         stamp = now.isoformat()
         rows = [{**record, "ts": record.get("ts") or stamp} for record in records]
-        append_jsonl_lines(self.path_for(kind, now.date()), rows, fsync=self.fsync)
+        append_jsonl_lines(self.path_for(kind, now.date()), rows, fsync=fsync or self.fsync)
         return rows
 
     def path_for(self, kind: str, day: date) -> Path:

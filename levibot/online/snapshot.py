@@ -12,7 +12,6 @@ worker serves what its siblings serve.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from levibot.online.last_good import LastGoodStore
+from levibot.online.last_good import LastGoodStore, files_digest
 from levibot.online.models import LoadedRelease, load_release
 from levibot.online.readiness import NeedsWork
 from levibot.registry import CanaryPolicy, load_canary_policy, load_registry, verify_artifacts
@@ -29,6 +28,7 @@ from levibot.state.paths import Paths
 from levibot.state.weights import DEFAULT_WEIGHTS, load_weights
 
 log = logging.getLogger("levibot.online")
+FALLBACK_NOTE = "; serving the last good registry a worker saved"
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,7 @@ class SnapshotWatcher:
         return tuple(out)
 
     def _digest(self) -> str:
-        digest = hashlib.sha256()
-        for path in self.files:
-            digest.update(path.read_bytes() if path.exists() else b"<missing>")
-        return digest.hexdigest()
+        return files_digest(self.files)
 
     def refresh(self, *, force: bool = False) -> str:
         """Reload when a file changed; returns the status ('ok' or 'degraded: ...')."""
@@ -113,6 +110,8 @@ class SnapshotWatcher:
                 self._stat_key = None  # a file caught mid-write: look again next time
                 if self.snapshot.prod is None:
                     self._fall_back(self.status)
+                elif self.source == "last_good":
+                    self.status += FALLBACK_NOTE
             return self.status
 
     def _save_last_good(self) -> None:
@@ -138,7 +137,7 @@ class SnapshotWatcher:
             return
         self.loaded_at = time.time()
         self.source = "last_good"
-        self.status = f"{reason}; serving the last good registry a worker saved"
+        self.status = reason + FALLBACK_NOTE
 
     def _load(self, files: tuple[Path, ...], digest: str) -> Snapshot:
         registry_file, canary_file, weights_file = files

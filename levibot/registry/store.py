@@ -72,9 +72,15 @@ def _rotate_events(path: Path, registry: Registry) -> None:
     old = registry.events[:-EVENTS_KEPT]
     if not old:
         return
-    records = [event.model_dump(mode="json") for event in old]
+    archived = _archived_events(path)
+    # a rotation whose registry write failed left its events at the archive's tail
+    already = next(
+        (k for k in range(min(len(archived), len(old)), 0, -1) if archived[-k:] == old[:k]), 0
+    )
+    records = [event.model_dump(mode="json") for event in old[already:]]
     try:
-        append_jsonl_lines(events_archive_for(path), records, fsync=durable_writes())
+        if records:
+            append_jsonl_lines(events_archive_for(path), records, fsync=durable_writes())
     except OSError as exc:
         raise RegistryError(f"{events_archive_for(path)}: cannot archive events ({exc})") from exc
     registry.events = registry.events[-EVENTS_KEPT:]

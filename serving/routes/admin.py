@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from levibot.online.service import PredictionService
 from serving.auth import require_admin
 from serving.deps import get_service
+from serving.errors import redact_paths, roots_of
 from serving.schemas import CanarySettings, KillSwitchState, ReloadResult, errors
 
 router = APIRouter(
@@ -44,4 +45,5 @@ def canary(
 
 @router.post("/registry/reload", response_model=ReloadResult)
 def reload(service: Service, actor: Actor) -> dict:
-    return service.reload(actor=actor)
+    result = service.reload(actor=actor)
+    return {"registry_status": redact_paths(result["registry_status"], roots_of(service))}

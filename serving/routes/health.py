@@ -12,7 +12,7 @@ from levibot.state.records import read_marathon
 from levibot.timeframe import to_utc
 from serving import metrics
 from serving.deps import get_service
-from serving.errors import redact_paths
+from serving.errors import clip, redact_paths, roots_of
 from serving.schemas import AutomationStatus, Health, ModelStatus, errors
 
 router = APIRouter(tags=["status"], responses=errors(**{"503": "server state unavailable"}))
@@ -23,9 +23,9 @@ Service = Annotated[PredictionService, Depends(get_service)]
 def healthz(service: Service) -> dict:
     """Always 200 with a body: `status` says ok / degraded / unavailable and `problems` why.
     File-system paths in the reasons are reduced to file names."""
-    health = service.health()
-    health["problems"] = [redact_paths(p) for p in health["problems"]]
-    health["registry_status"] = redact_paths(health["registry_status"])
+    health, roots = service.health(), roots_of(service)
+    health["problems"] = [redact_paths(p, roots) for p in health["problems"]]
+    health["registry_status"] = redact_paths(health["registry_status"], roots)
     return health
 
 
@@ -51,7 +51,7 @@ def model_status(service: Service) -> dict:
     return {
         "prod": info(snapshot.prod),
         "candidate": info(snapshot.candidate),
-        "registry_status": redact_paths(service.watcher.status),
+        "registry_status": redact_paths(service.watcher.status, roots_of(service)),
         "ensemble_weights": snapshot.weights,
     }
 
@@ -80,7 +80,7 @@ def automation_status(service: Service) -> dict:
         "canary_fraction": snapshot.canary.fraction if snapshot.canary.enabled else 0.0,
         "predictions_logged": counts.get("predictions", {}),
         "paper_trades_logged": counts.get("trades", {}),
-        "last_drift_status": drift,
+        "last_drift_status": clip(drift, 64) if isinstance(drift, str) else None,
         "ensemble_weights": snapshot.weights,
     }
 

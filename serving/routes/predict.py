@@ -7,8 +7,9 @@ stats and one log append, less than the thread hop (measured: a hop cost ~190 us
 ~400 us request). Anything else -- a file read, a registry load, a model call, a book
 acting under its lock -- runs in a worker thread, never on the loop, so a slow
 MC-dropout draw or a lock wait cannot stall `/ping`, `/healthz` or other clients. Two
-capacity limits keep the kinds apart: MC-dropout calls (deep, ensemble) occupy at most
-`MC_THREADS` threads, so a flood of them queues behind its own limit.
+capacity limits keep the kinds apart: deep and ensemble calls hold at most `MC_THREADS`
+threads (the draws themselves are limited further inside the service), so a flood of
+them, or one stuck on a paper book's lock, cannot take the LightGBM route's threads.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from serving.params import CLIENT_ID, N_SAMPLES, SYMBOL, openapi_parameters
 from serving.schemas import DeepPrediction, EnsemblePrediction, Prediction, errors
 
 FAST_THREADS = 16  # LightGBM: microseconds of model work, mostly file appends
-MC_THREADS = 2  # MC-dropout: CPU-bound torch work, one per core of the target machine
+MC_THREADS = 8  # deep/ensemble: waits (locks, the service's draw slots) must not queue all
 
 
 @dataclass

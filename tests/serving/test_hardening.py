@@ -200,3 +200,70 @@ def test_openapi_lists_the_hand_read_parameters(client):
     assert by_name["symbol"]["required"] and by_name["symbol"]["in"] == "query"
     assert by_name["n_samples"]["schema"]["maximum"] == 200
     assert by_name["X-Client-Id"]["in"] == "header" and not by_name["X-Client-Id"]["required"]
+
+
+def test_the_saved_copy_survives_an_artifact_changed_in_place(client, service, project):
+    """Hard links shared a later in-place change: the copy must stay what was verified."""
+    served = client.get("/ml/predict", params={"symbol": "BTCUSDT"}).json()["model_id"]
+    entry = load_registry(Paths.of(project).registry).prod
+    booster = project.registry_dir / entry.models["lgbm"].artifacts["model"].path
+    with booster.open("ab") as handle:
+        handle.write(b"\n# tampered\n")
+    restarted = PredictionService(project, clock=service.clock)
+    assert restarted.snapshot().prod is not None and restarted.snapshot().prod.model_id == served
+    assert "sha256 mismatch" in restarted.watcher.status
+
+
+def test_the_fallback_stays_visible_on_every_later_look(service, project):
+    entry = load_registry(Paths.of(project).registry).prod
+    (project.registry_dir / entry.models["lgbm"].artifacts["model"].path).unlink()
+    restarted = PredictionService(project, clock=service.clock)
+    for _ in range(3):
+        restarted.watcher.refresh(force=True)
+        assert restarted.watcher.status.endswith("serving the last good registry a worker saved")
+    assert any("last good" in p for p in restarted.health()["problems"])
+
+
+def test_an_unreadable_paper_book_degrades_health_instead_of_failing_it(client, project):
+    book = Paths.of(project).paper_book("candidate")
+    book.parent.mkdir(parents=True, exist_ok=True)
+    book.unlink(missing_ok=True)
+    book.mkdir()  # reading it raises IsADirectoryError (an OSError)
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert client.get("/ml/predict", params={"symbol": "BTCUSDT"}).status_code == 200
+
+
+def test_one_broken_symbol_does_not_stop_the_bar_clock_for_the_others(service, project):
+    Paths.of(project).store().path("BTCUSDT").write_bytes(b"not parquet")
+    outcome = service.act_on_closed_bars()
+    assert outcome["ETHUSDT"] == "acted" and outcome["BTCUSDT"] != "acted"
+    assert all("ETHUSDT" in book.state()["last_bar"] for book in service.books.values())
+
+
+def test_reload_answers_without_paths_even_under_odd_folder_names(tmp_path, project, clock):
+    import os
+
+    odd = tmp_path / "a folder: with spaces"
+    shutil.copytree(project.data_dir.parent, odd)
+    settings = project.model_copy(
+        update={"data_dir": odd / project.data_dir.name,
+                "registry_dir": odd / project.registry_dir.name}
+    )  # fmt: skip
+    entry = load_registry(Paths.of(settings).registry).prod
+    (settings.registry_dir / entry.models["lgbm"].artifacts["model"].path).unlink()
+    from fastapi.testclient import TestClient
+
+    os.environ["LEVIBOT_ADMIN_TOKEN"] = "t"
+    try:
+        with TestClient(create_app(service=PredictionService(settings, clock=clock))) as other:
+            bodies = [
+                other.post("/registry/reload", headers={"Authorization": "Bearer t"}).text,
+                other.get("/healthz").text,
+                other.get("/ml/model/status").text,
+            ]
+    finally:
+        del os.environ["LEVIBOT_ADMIN_TOKEN"]
+    for body in bodies:
+        assert str(odd) not in body and "with spaces" not in body, body
+    assert "registry/artifacts/" in bodies[0]  # still says which file
