@@ -68,7 +68,8 @@ def _ms(text: str) -> float:
 
 def wrk(url: str, *, seconds: float, connections: int = CONNECTIONS, script: Path | None = None):
     """One wrk run: requests/s, p50/p99 in ms, requests, non-2xx and socket errors."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
+    command = ["wrk", "-t1", f"-c{connections}", duration, "--latency", "--timeout", "10s"]
     if script is not None:
         command += ["-s", str(script)]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -191,7 +192,8 @@ def main() -> int:
                 rounds[name].append(wrk(url, seconds=args.seconds))
         rows = {name: sorted(r, key=lambda x: x["rps"])[len(r) // 2] for name, r in rounds.items()}
 
-        sweep_command = ["wrk", "-t1", "-c1", f"-d{args.seconds + 2:g}s", "-s", str(sweep), base]
+        sweep_for = f"-d{round(args.seconds) + 2}s"
+        sweep_command = ["wrk", "-t1", "-c1", sweep_for, "-s", str(sweep), base]
         sweepers = [subprocess.Popen(sweep_command, stdout=subprocess.DEVNULL) for _ in range(2)]
         time.sleep(1.0)
         swept = wrk(f"{base}/ping", seconds=args.seconds / 2)
@@ -209,6 +211,7 @@ def main() -> int:
                 httpx.get(f"{base}{path}", params={"symbol": name}, timeout=60)
         junk_methods(base, 1)
         httpx.get(f"{base}/no/such/path", timeout=10)
+        scrape(base)  # the scrape's own latency series
         metrics_before = scrape(base)
         junk_methods(base, 500)
         rows["mixed predict/deep/ensemble (60 s)"] = wrk(
