@@ -113,12 +113,17 @@ def append_bar(store: FeatureStore, symbol: str) -> None:
     store.write(symbol, pd.concat([frame, new]))
 
 
+UNUSUAL_METHODS = ("PROPFIND", "MKCOL", "PURGE", "SEARCH", "UNLOCK", "REPORT", "LINK")
+
+
 def junk_methods(base: str, n: int) -> None:
-    """Requests with made-up method tokens (uvicorn accepts any), raw over a socket."""
+    """Requests with odd method tokens, raw over a socket: made-up ones (h11 accepts any,
+    httptools refuses them) and the parser's extra methods (WebDAV etc., which reach the app)."""
     url = urlsplit(base)
     for i in range(n):
+        method = f"Q{i:05d}X" if i % 2 else UNUSUAL_METHODS[i // 2 % len(UNUSUAL_METHODS)]
         with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-            sock.sendall(f"Q{i:05d}X /ml/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            sock.sendall(f"{method} /ml/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                          .encode())  # fmt: skip
             while sock.recv(65536):
                 pass
@@ -209,7 +214,7 @@ def main() -> int:
         for path in ("/ml/predict", "/ml/predict_deep", "/ml/predict_ensemble"):
             for name in settings.symbols:
                 httpx.get(f"{base}{path}", params={"symbol": name}, timeout=60)
-        junk_methods(base, 1)
+        junk_methods(base, 2)
         httpx.get(f"{base}/no/such/path", timeout=10)
         scrape(base)  # the scrape's own latency series
         metrics_before = scrape(base)
