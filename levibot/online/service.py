@@ -34,6 +34,7 @@ from levibot.online.audit import AuditLog
 from levibot.online.bar_cache import BarCache
 from levibot.online.clock import Clock, system_clock
 from levibot.online.feed import FeatureFeed
+from levibot.online.health import feature_staleness, health_report
 from levibot.online.killswitch import KillSwitch
 from levibot.online.layout import ENDPOINTS
 from levibot.online.models import LoadedRelease
@@ -416,73 +417,11 @@ class PredictionService:
 
     def staleness(self, snapshot: Snapshot | None = None) -> dict[str, float | None]:
         """Seconds since each symbol's newest bar closed; None when it has no features."""
-        snapshot = snapshot or self.snapshot()
-        out: dict[str, float | None] = {}
-        for symbol in snapshot.symbols or self.settings.symbols:
-            try:
-                out[symbol] = self.feed.staleness_seconds(symbol)
-            except (FileNotFoundError, IndexError, CorruptFileError):
-                out[symbol] = None
-        return out
+        return feature_staleness(self, snapshot or self.snapshot())
 
     def health(self) -> dict[str, Any]:
-        snapshot = self.snapshot()
-        staleness = self.staleness(snapshot)
-        known = [v for v in staleness.values() if v is not None]
-        missing = len(known) < len(staleness)
-        can_predict = snapshot.prod is not None and bool(staleness) and not missing
-        is_open, why = self.canary_open(snapshot)
-        kill = self.kill_switch.public_state()
-        status, problems = self._health_status(snapshot, staleness, can_predict)
-        if kill["forced"]:
-            problems.append(kill["reason"])
-            status = "degraded" if status == "ok" else status
-        return {
-            "status": status,
-            "ok": status == "ok",
-            "problems": problems,
-            "prod_model_id": snapshot.prod.model_id if snapshot.prod else None,
-            "candidate_model_id": snapshot.candidate.model_id if snapshot.candidate else None,
-            "feature_staleness_sec": {
-                "worst": None if missing or not known else max(known),
-                "per_symbol": staleness,
-            },
-            "kill_switch": kill["enabled"],
-            "kill_switch_state": kill,
-            "canary": {
-                "enabled": snapshot.canary.enabled,
-                "fraction": snapshot.canary.fraction,
-                "open": is_open,
-                "reason": why,
-            },
-            "registry_status": self.watcher.status,
-            "uptime_sec": time.time() - self.started,
-            "clock": "live" if self.clock is system_clock else "replay",
-            "now": self.clock().isoformat(),
-        }
-
-    def _health_status(
-        self, snapshot: Snapshot, staleness: dict[str, float | None], can_predict: bool
-    ) -> tuple[str, list[str]]:
-        """unavailable (cannot predict), degraded (predicts, but something was refused or
-        is unreadable) or ok, with the reasons in plain words."""
-        problems = []
-        if snapshot.prod is None:
-            problems.append(f"no prod model loaded ({self.watcher.status})")
-        missing = sorted(s for s, v in staleness.items() if v is None)
-        if missing or not staleness:
-            problems.append(f"no features stored for {', '.join(missing) or 'any symbol'}")
-        if snapshot.prod is not None and self.watcher.status != "ok":
-            problems.append(self.watcher.status)
-        for role, book in self.books.items():
-            try:
-                book.state()
-            except (CorruptFileError, OSError) as exc:
-                problems.append(f"paper book {role} unreadable ({type(exc).__name__}): "
-                                "paper trading is off")  # fmt: skip
-        if not can_predict:
-            return "unavailable", problems
-        return ("degraded" if problems else "ok"), problems
+        """What /healthz answers (see `levibot.online.health`)."""
+        return health_report(self)
 
     def set_kill_switch(self, enabled: bool, *, actor: str, reason: str = "") -> dict[str, Any]:
         state = self.kill_switch.set(enabled, actor=actor, reason=reason or "api")
