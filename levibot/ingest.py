@@ -24,7 +24,7 @@ from levibot.features import compute_feature_panel
 from levibot.io import sha256_file, write_csv_atomic, write_json_atomic
 from levibot.settings import Settings, settings_payload
 from levibot.state.paths import Paths
-from levibot.timeframe import to_utc, utc_now
+from levibot.timeframe import timeframe_delta, to_utc, utc_now
 
 QUALITY_COLUMNS = [
     "symbol", "rows_fetched", "rows_clean", "quarantined", "unparseable",
@@ -52,7 +52,12 @@ def _fetch_and_validate(
     unparseable = int(report.get("unparseable_timestamps", 0))
     label = f"{source.name} source, symbol {symbol}"
     if raw.empty:
-        raise DataValidationError(f"{label}: no bars between {start} and {end}")
+        covered = getattr(source, "coverage", lambda _: None)(symbol)
+        held = f"; the data covers {covered[0]} .. {covered[1]}" if covered else ""
+        raise DataValidationError(
+            f"{label}: no bars between {start} and {end}{held}; set end and days to a window "
+            "inside it (end: null means the last bar of a CSV, or now for other sources)"
+        )
     result = validate_bars(
         raw, timeframe=settings.timeframe, source=label, max_bad_fraction=settings.max_bad_fraction
     )
@@ -77,6 +82,16 @@ def _save_quarantine(settings: Settings, symbol: str, rows: pd.DataFrame, run_at
     write_csv_atomic(path, rows)
 
 
+def _data_end(source: MarketSource, settings: Settings) -> pd.Timestamp | None:
+    """For a file source, `end: null` means "up to the file's last bar": the close of the
+    newest last bar over the symbols (a file does not grow with the wall clock)."""
+    coverage = getattr(source, "coverage", None)
+    if coverage is None:
+        return None
+    ends = [c[1] for c in (coverage(symbol) for symbol in settings.symbols) if c is not None]
+    return max(ends) + timeframe_delta(settings.timeframe) if ends else None
+
+
 def run_ingest(
     settings: Settings,
     *,
@@ -91,6 +106,8 @@ def run_ingest(
     """
     now = to_utc(now) if now is not None else utc_now()
     source = source or make_source(settings, now=now)
+    if settings.end is None:
+        now = _data_end(source, settings) or now
     start, end = (pd.Timestamp(t) for t in settings.window(now))
     validated = {
         symbol: _fetch_and_validate(source, settings, symbol, start, end)

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default=None, description="synthetic: when the edge changes to sim_edge_after"
     )
     csv_path: Path | None = None
+    timestamp_format: str | None = Field(
+        default=None,
+        description="csv: strptime format of the timestamp text (e.g. '%d.%m.%Y %H:%M:%S.%f'); "
+        "without it the day/month order is inferred from the whole column",
+    )
     exchange_id: str = "binance"
     data_dir: Path = Path("data")
     registry_dir: Path = Path("registry")
@@ -121,6 +126,16 @@ class Settings(BaseSettings):
                 f"deep_seq_len must be a multiple of 8 (the patch length), got {value}"
             )
         return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _check_timestamp_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError(
+                f"timestamp_format {value!r} has no % directive: give a strptime format "
+                "such as '%d.%m.%Y %H:%M:%S' (day first) or '%m/%d/%Y %H:%M' (month first)"
+            )
+        return value or None
 
     @field_validator("timeframe")
     @classmethod

@@ -137,3 +137,27 @@ def test_registry_promote_is_the_audited_promote_that_disables_the_canary(
     assert main(["registry", "rollback", "--registry", str(reg_file)]) == 0
     assert load_registry(reg_file).prod.id == "p1"
     assert AuditLog(paths.audit).entries()[-1]["action"] == "rollback"
+
+
+def _command_paths(parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every (sub)command reachable from `parser`, depth first."""
+    import argparse
+
+    paths = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_every_command_has_help_that_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    """A '%' in a help string crashed `levibot marathon --help` once (argparse formats it)."""
+    from levibot.cli import build_parser
+
+    commands = _command_paths(build_parser())
+    assert len(commands) > 15
+    for command in commands:
+        assert main([*command, "--help"]) == 0, command
+        out = capsys.readouterr().out
+        assert out.startswith("usage:"), command

@@ -115,3 +115,32 @@ def test_csv_source_ingest_at_1h_for_a_users_own_instrument(tmp_path, settings):
     assert stored["ret_1"].iloc[1:].notna().all()
     row = result.quality.iloc[0]
     assert row["quarantined"] == 0 and row["incomplete_bars_dropped"] == 0
+
+
+def _own_csv(tmp_path, settings, **changes):
+    from tests.conftest import make_bars
+
+    bars = make_bars(24 * 20, freq="1h", start=pd.Timestamp("2025-01-01", tz="UTC"))
+    bars[["open", "high", "low", "close", "volume"]].to_csv(tmp_path / "MYCOIN_1h.csv")
+    return settings.model_copy(update={
+        "source": "csv", "csv_path": tmp_path / "MYCOIN_1h.csv", "symbols": ["MYCOIN"],
+        "timeframe": "1h", "days": 10, **changes,
+    })  # fmt: skip
+
+
+def test_end_null_on_a_csv_means_the_files_last_bar(tmp_path, settings):
+    """With the wall clock as end, a file ending months ago gave "no bars between" it and now."""
+    result = run_ingest(_own_csv(tmp_path, settings, end=None))
+    stored = result.features["MYCOIN"]
+    assert stored.index[-1] == pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(
+        hours=24 * 20 - 1
+    )
+    assert len(stored) == 10 * 24
+
+
+def test_a_window_outside_the_file_says_what_the_file_covers(tmp_path, settings):
+    from levibot.data.validate import DataValidationError
+
+    late = pd.Timestamp("2026-06-01", tz="UTC").to_pydatetime()
+    with pytest.raises(DataValidationError, match="covers 2025-01-01 00:00:00"):
+        run_ingest(_own_csv(tmp_path, settings, end=late))

@@ -60,7 +60,11 @@ def make_source(settings: Settings, now: pd.Timestamp | None = None) -> MarketSo
 
         if settings.csv_path is None:
             raise ValueError("source 'csv' needs csv_path (a file, .zip or directory)")
-        return CsvSource(settings.csv_path, timeframe=settings.timeframe)
+        return CsvSource(
+            settings.csv_path,
+            timeframe=settings.timeframe,
+            timestamp_format=settings.timestamp_format,
+        )
     if settings.source == "exchange":
         from levibot.data.sources.exchange import ExchangeSource
 

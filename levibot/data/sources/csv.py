@@ -50,6 +50,7 @@ TIMESTAMP_NAMES = ("open_time", "timestamp", "datetime", "date", "time")  # firs
 SYMBOL_NAME = "symbol"
 VALUE_COLUMNS = OHLCV_COLUMNS + AUX_COLUMNS
 BINANCE_POSITIONS = ["open_time", "open", "high", "low", "close", "volume"]
+_UNNAMED = re.compile(r"|unnamed:?_?0|index")  # names pandas and spreadsheets give an index
 REPORT_EXAMPLES = 5
 
 
@@ -188,16 +189,21 @@ def _header_positions(header: Sequence[str] | None, label: str) -> dict[str, int
     for i, name in enumerate(header):
         positions.setdefault(_normal(name), i)
     stamp = next((name for name in TIMESTAMP_NAMES if name in positions), None)
+    stamp_at = positions[stamp] if stamp is not None else None
+    if stamp_at is None and header and _UNNAMED.fullmatch(_normal(header[0])):
+        stamp_at = 0  # pandas' to_csv writes the (time) index as an unnamed first column
     missing = [col for col in OHLCV_COLUMNS if col not in positions]
-    if stamp is None or missing:
+    if stamp_at is None or missing:
         raise ValueError(
             f"{label}: cannot read bars from header {list(header)}: need a timestamp column "
-            f"({'/'.join(TIMESTAMP_NAMES)}) and {OHLCV_COLUMNS}"
+            f"named one of {'/'.join(TIMESTAMP_NAMES)} (or an unnamed first column) and "
+            f"{OHLCV_COLUMNS}"
             + (f"; missing {missing}" if missing else "")
+            + "; rename the columns in the file's first line"
         )
     keep = [SYMBOL_NAME, *VALUE_COLUMNS]
     out = {name: positions[name] for name in keep if name in positions}
-    out["open_time"] = positions[stamp]
+    out["open_time"] = stamp_at
     return out
 
 
@@ -256,11 +262,15 @@ def _select_rows(table: _Table, symbol: str) -> _Table:
     )
 
 
-def table_to_bars(table: _Table) -> tuple[pd.DataFrame, list[int]]:
+def table_to_bars(
+    table: _Table, timestamp_format: str | None = None
+) -> tuple[pd.DataFrame, list[int]]:
     """Float bars indexed by open time, and the row numbers whose timestamp is unparseable.
 
     Unparseable numbers become NaN (the validator quarantines the row)."""
-    index = parse_timestamps(table.columns["open_time"])
+    index = parse_timestamps(
+        table.columns["open_time"], label=table.label, timestamp_format=timestamp_format
+    )
     data = {
         name: pd.to_numeric(
             pd.Series(table.columns[name], dtype=object).astype(str).str.strip(),
@@ -286,8 +296,11 @@ class CsvSource:
 
     name = "csv"
 
-    def __init__(self, path: str | Path, *, timeframe: str) -> None:
+    def __init__(
+        self, path: str | Path, *, timeframe: str, timestamp_format: str | None = None
+    ) -> None:
         self.path = Path(path)
+        self.timestamp_format = timestamp_format
         if not self.path.exists():
             raise FileNotFoundError(f"CSV source path {self.path} does not exist")
         self.timeframe = timeframe
@@ -304,6 +317,11 @@ class CsvSource:
         window = bars.loc[(bars.index >= start) & (bars.index < end)]
         self.last_report = self._report(symbol, loaded, start, end, len(window))
         return conform_bars(window) if len(window) else empty_bars()
+
+    def coverage(self, symbol: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """Open times of the first and last bar the file(s) hold for `symbol` (None: none)."""
+        bars = self._load(symbol).bars
+        return (bars.index[0], bars.index[-1]) if len(bars) else None
 
     def _report(
         self, symbol: str, loaded: _Loaded, start: pd.Timestamp, end: pd.Timestamp, rows: int
@@ -389,7 +407,7 @@ class CsvSource:
         """Bars of all tables, sorted, resampled to the target timeframe when finer."""
         frames, raw, where = [], [], []
         for table in tables:
-            frame, bad = table_to_bars(table)
+            frame, bad = table_to_bars(table, self.timestamp_format)
             frames.append(frame)
             raw += [",".join(table.rows[i]) for i in bad]
             where += [f"{table.label}:{table.lines[i]}" for i in bad]

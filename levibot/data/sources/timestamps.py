@@ -1,10 +1,20 @@
 """Timestamps of text files: epoch numbers (s/ms/us/ns told apart by magnitude) or dates.
 
 What cannot be parsed becomes NaT (the caller counts and reports it), never a guess.
+
+Numeric dates such as ``01.02.2017 00:00`` are day-first in some files and month-first
+in others, and a parser that decides per value (pandas' ``format="mixed"``) reads
+``01.02`` as 2 January and ``13.02`` as 13 February in the same file. The order is
+therefore decided once for the whole column: a first field above 12 means day-first, a
+second field above 12 month-first; when every field is 12 or less, the reading whose
+times run in order (either direction) wins. Both fields above 12 in one file, or both
+readings in order (or neither), is refused with `TimestampFormatError`, which names the
+`timestamp_format` setting that says the format outright.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,14 +63,108 @@ def epoch_nanos(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return nanos, ok
 
 
-def _date_strings(text: pd.Series) -> np.ndarray:
-    """ISO (fast path) or other date strings as UTC datetime64[ns]; NaT where unparseable.
+class TimestampFormatError(ValueError):
+    """The column's date order cannot be told, or contradicts itself: the user must say."""
 
-    Naive strings are taken to be UTC."""
-    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-    retry = parsed.isna().to_numpy() & text.str.contains(r"\d", regex=True).to_numpy(dtype=bool)
-    if retry.any():
-        parsed[retry] = pd.to_datetime(text[retry], utc=True, format="mixed", errors="coerce")
+
+# 01.02.2017, 1/2/17 13:00, 01-02-2017 00:00:00.000, optional Z / +01:00
+_NUMERIC_DATE = re.compile(
+    r"^(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
+    r"(?:(?P<tsep>[ T])(?P<hm>\d{1,2}:\d{2})(?P<s>:\d{2})?(?P<frac>\.\d{1,9})?)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
+)
+FORMAT_HINT = (
+    "set timestamp_format to the file's format, e.g. timestamp_format: '%d.%m.%Y %H:%M:%S.%f'"
+    " (day first) or '%m/%d/%Y %H:%M' (month first)"
+)
+
+
+def _formats(parts: pd.DataFrame, day_first: bool) -> pd.Series:
+    """An explicit strptime format per row of `_NUMERIC_DATE` matches."""
+    first, second = ("%d", "%m") if day_first else ("%m", "%d")
+    year = parts["year"].str.len().map({4: "%Y", 2: "%y"})
+    date = first + parts["sep"] + second + parts["sep"] + year
+    clock = parts["tsep"].fillna("") + parts["hm"].notna().map({True: "%H:%M", False: ""})
+    clock += parts["s"].notna().map({True: ":%S", False: ""})
+    clock += parts["frac"].notna().map({True: ".%f", False: ""})
+    return date + clock + parts["tz"].notna().map({True: "%z", False: ""})
+
+
+def _parse_by_format(text: pd.Series, formats: pd.Series) -> pd.Series:
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for fmt, rows in formats.groupby(formats).groups.items():
+        out[rows] = pd.to_datetime(text[rows], format=fmt, utc=True, errors="coerce")
+    return out
+
+
+def _in_order(times: pd.Series) -> bool:
+    valid = times.dropna()
+    return valid.is_monotonic_increasing or valid.is_monotonic_decreasing
+
+
+def _largest_gap(times: pd.Series) -> pd.Timedelta:
+    valid = times.dropna()
+    return valid.diff().abs().max() if len(valid) > 1 else pd.Timedelta(0)
+
+
+def _order_from_times(readings: dict[bool, pd.Series], label: str) -> bool:
+    """Day-first (True) or month-first, when no field tells: the reading in time order;
+    if both are, the one without month-sized jumps (its largest gap under half the
+    other's); otherwise refused."""
+    ordered = {o: t for o, t in readings.items() if _in_order(t)}
+    if len(ordered) == 2:
+        gaps = {o: _largest_gap(t) for o, t in ordered.items()}
+        ordered = {o: t for o, t in ordered.items() if gaps[o] * 2 < gaps[not o]}
+    if len(ordered) != 1:
+        raise TimestampFormatError(
+            f"{label}: every day and month is 12 or less, and day-first and month-first "
+            f"read the rows equally well, so the date order cannot be told; {FORMAT_HINT}"
+        )
+    return next(iter(ordered))
+
+
+def numeric_dates(text: pd.Series, label: str = "timestamps") -> pd.Series | None:
+    """Day/month/year texts parsed with one order for the whole column (module doc), or
+    None when no value has that shape. Other values are NaT."""
+    parts = text.str.extract(_NUMERIC_DATE)
+    shaped = parts["a"].notna()
+    if not shaped.any():
+        return None
+    parts = parts[shaped]
+    a, b = parts["a"].astype(int), parts["b"].astype(int)
+    examples = text[shaped]
+    if (a > 12).any() and (b > 12).any():
+        raise TimestampFormatError(
+            f"{label}: dates {examples[a > 12].iloc[0]!r} and {examples[b > 12].iloc[0]!r} "
+            f"cannot share one day/month order; {FORMAT_HINT}"
+        )
+    if (a > 12).any() or (b > 12).any():
+        day_first = bool((a > 12).any())
+    else:
+        day_first = _order_from_times(
+            {o: _parse_by_format(examples, _formats(parts, o)) for o in (True, False)}, label
+        )
+    parsed = _parse_by_format(examples, _formats(parts, day_first))
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    out[shaped] = parsed
+    return out
+
+
+def _date_strings(text: pd.Series, label: str, timestamp_format: str | None) -> np.ndarray:
+    """ISO (fast path), explicit-format, numeric day/month or other date strings as UTC
+    datetime64[ns]; NaT where unparseable. Naive strings are taken to be UTC."""
+    if timestamp_format:
+        parsed = pd.to_datetime(text, utc=True, format=timestamp_format, errors="coerce")
+    else:
+        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        retry = parsed.isna().to_numpy() & text.str.contains(r"\d", regex=True).to_numpy(dtype=bool)
+        if retry.any():
+            numeric = numeric_dates(text[retry], label)
+            rest = text[retry] if numeric is None else text[retry][numeric.isna()]
+            if numeric is not None:
+                parsed[numeric.index] = numeric
+            if len(rest):  # month names and the like: no day/month order to decide
+                parsed[rest.index] = pd.to_datetime(rest, utc=True, format="mixed", errors="coerce")
     naive = parsed.dt.tz_localize(None).to_numpy()
     lo, hi = pd.Timestamp.min.to_datetime64(), pd.Timestamp.max.to_datetime64()
     fits = ~np.isnat(naive) & (naive >= lo) & (naive <= hi)
@@ -69,12 +173,16 @@ def _date_strings(text: pd.Series) -> np.ndarray:
     return out
 
 
-def parse_timestamps(values: Sequence[str]) -> pd.DatetimeIndex:
-    """UTC open times from epoch numbers or date strings; NaT where unparseable."""
+def parse_timestamps(
+    values: Sequence[str], *, label: str = "timestamps", timestamp_format: str | None = None
+) -> pd.DatetimeIndex:
+    """UTC open times from epoch numbers or date strings; NaT where unparseable.
+
+    `timestamp_format` (strptime) is used for every non-numeric value when given."""
     text = pd.Series(list(values), dtype=object).astype(str).str.strip()
     nanos, numeric = epoch_nanos(text)
     out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
     out[numeric] = nanos[numeric].view("datetime64[ns]")
     if (~numeric).any():
-        out[~numeric] = _date_strings(text[~numeric])
+        out[~numeric] = _date_strings(text[~numeric], label, timestamp_format)
     return pd.DatetimeIndex(out, name=INDEX_NAME).tz_localize("UTC")

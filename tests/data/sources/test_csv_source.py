@@ -307,3 +307,99 @@ def test_output_passes_the_validator(tmp_path: Path) -> None:
     )
     result = validate_bars(bars, timeframe="15m", source="csv")
     assert len(result.clean) == 4 and result.quarantine.empty
+
+
+# --- day-first and month-first dates, decided for the whole column -------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def _day_first_extract(tmp_path: Path, rows: int = 24 * 40) -> tuple[Path, pd.DatetimeIndex]:
+    """The real EURUSD ask bars written back in their source's day-first format
+    (`01.02.2017 00:00:00.000`, gym-anytrading's FOREX_EURUSD_1H_ASK.csv)."""
+    frame = pd.read_csv(FIXTURES / "EURUSD_1h.csv", nrows=rows)
+    stamps = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["timestamp"] = stamps.dt.strftime("%d.%m.%Y %H:%M:%S.000")
+    frame.columns = ["Time", "Open", "High", "Low", "Close", "Volume"]
+    path = tmp_path / "EURUSD_1h.csv"
+    frame.to_csv(path, index=False)
+    return path, pd.DatetimeIndex(stamps)
+
+
+def test_day_first_dates_are_read_day_first_for_the_whole_file(tmp_path: Path) -> None:
+    """pandas' per-value parsing stored 01.02.2017 (1 Feb) as 2 January: 2,219 of 6,225
+    rows of the real file landed on wrong dates, 354 of them on Saturdays."""
+    path, truth = _day_first_extract(tmp_path)
+    bars = CsvSource(path, timeframe="1h").fetch("EURUSD", truth[0], truth[-1] + pd.Timedelta("1h"))
+    assert bars.index.equals(pd.DatetimeIndex(truth, name=bars.index.name))
+    assert (bars.index.day_of_week != 5).all()  # FX has no Saturday bars
+
+
+def test_month_first_dates_with_a_day_above_12_are_read_month_first(tmp_path: Path) -> None:
+    lines = ["date,open,high,low,close,volume"] + [
+        f"01/{d:02d}/2024 00:00,1,2,0.5,1.5,3" for d in range(1, 20)
+    ]
+    bars = CsvSource(write(tmp_path / "x.csv", lines), timeframe="1d").fetch(
+        "X", T0, T0 + pd.Timedelta(days=30)
+    )
+    assert list(bars.index) == list(pd.date_range(T0, periods=19, freq="1D"))
+
+
+def test_a_short_ambiguous_file_is_read_by_its_regular_spacing(tmp_path: Path) -> None:
+    lines = ["date,open,high,low,close,volume"] + [
+        f"{d:02d}.01.2024 00:00,1,2,0.5,1.5,3" for d in range(1, 6)
+    ]  # day-first: 1..5 Jan daily; month-first would be 1 Jan, 1 Feb, ... monthly
+    bars = CsvSource(write(tmp_path / "x.csv", lines), timeframe="1d").fetch(
+        "X", T0, T0 + pd.Timedelta(days=10)
+    )
+    assert list(bars.index) == list(pd.date_range(T0, periods=5, freq="1D"))
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [["01.02.2024", "02.01.2024"],  # both orders put two rows in time order
+     ["13.02.2024", "02.13.2024"]],  # day-first and month-first in one file
+)  # fmt: skip
+def test_an_undecidable_date_order_is_refused_naming_the_setting(tmp_path: Path, dates) -> None:
+    lines = ["date,open,high,low,close,volume"] + [f"{d},1,2,0.5,1.5,3" for d in dates]
+    source = CsvSource(write(tmp_path / "x.csv", lines), timeframe="1d")
+    with pytest.raises(ValueError, match="timestamp_format") as caught:
+        source.fetch("X", T0, T0 + pd.Timedelta(days=60))
+    assert "x.csv" in str(caught.value)
+
+
+def test_timestamp_format_says_the_order_outright(tmp_path: Path) -> None:
+    lines = ["date,open,high,low,close,volume"] + [
+        f"01.02.2024 {h:02d}:00,1,2,0.5,1.5,3" for h in range(3)
+    ]  # one date: both orders read the rows equally well
+    path = write(tmp_path / "x.csv", lines)
+    with pytest.raises(ValueError, match="timestamp_format"):
+        CsvSource(path, timeframe="1h").fetch("X", T0, T0 + pd.Timedelta(days=60))
+    source = CsvSource(path, timeframe="1h", timestamp_format="%m.%d.%Y %H:%M")
+    bars = source.fetch("X", T0, T0 + pd.Timedelta(days=60))
+    assert bars.index[0] == T0 + pd.Timedelta(days=1) and len(bars) == 3  # 2 January
+
+
+def test_an_unnamed_first_column_is_the_timestamp(tmp_path: Path) -> None:
+    """pandas' default to_csv writes the time index as an unnamed first column."""
+    frame = pd.DataFrame(
+        {"Open": [1.0, 1.1], "High": [2.0, 2.1], "Low": [0.5, 0.6], "Close": [1.5, 1.6],
+         "Volume": [3, 4]},
+        index=pd.date_range("2024-01-01", periods=2, freq="1D"),
+    )  # fmt: skip
+    frame.to_csv(tmp_path / "GOOG.csv")
+    bars = CsvSource(tmp_path / "GOOG.csv", timeframe="1d").fetch(
+        "GOOG", T0, T0 + pd.Timedelta(days=5)
+    )
+    assert list(bars.index) == [T0, T0 + pd.Timedelta(days=1)]
+
+
+def test_a_header_without_a_timestamp_says_how_to_fix_it(tmp_path: Path) -> None:
+    lines = ["when,open,high,low,close,volume", "2024-01-01,1,2,0.5,1.5,3"]
+    with pytest.raises(ValueError, match="rename the columns"):
+        CsvSource(write(tmp_path / "x.csv", lines), timeframe="1d").fetch("X", *window())
+
+
+def test_coverage_gives_the_first_and_last_bar(tmp_path: Path) -> None:
+    path, truth = _day_first_extract(tmp_path, rows=48)
+    assert CsvSource(path, timeframe="1h").coverage("EURUSD") == (truth[0], truth[-1])
