@@ -403,3 +403,20 @@ def test_a_header_without_a_timestamp_says_how_to_fix_it(tmp_path: Path) -> None
 def test_coverage_gives_the_first_and_last_bar(tmp_path: Path) -> None:
     path, truth = _day_first_extract(tmp_path, rows=48)
     assert CsvSource(path, timeframe="1h").coverage("EURUSD") == (truth[0], truth[-1])
+
+
+@pytest.mark.parametrize(
+    ("name", "timeframe", "first", "rows"),
+    [("GOOG_1d_backtesting.csv", "1d", "2004-08-19", 60),
+     ("EURUSD_1h_backtesting.csv", "1h", "2017-04-19 09:00", 60),
+     ("EURUSD_1h_ASK_gym_anytrading.csv", "1h", "2017-01-01 22:00", 400)],
+)  # fmt: skip
+def test_the_real_files_layouts_ingest_with_their_dates_right(name, timeframe, first, rows):
+    path = FIXTURES / "raw" / name
+    source = CsvSource(path, timeframe=timeframe)
+    symbol = name.split("_")[0]  # files named for a symbol serve only that symbol
+    start, last = source.coverage(symbol)
+    bars = source.fetch(symbol, start, last + pd.Timedelta(hours=24))
+    assert start == pd.Timestamp(first, tz="UTC") and len(bars) == rows
+    assert bars.index.is_monotonic_increasing and (bars.index.day_of_week != 5).all()
+    assert source.last_report["unparseable_timestamps"] == 0
