@@ -46,3 +46,32 @@ def test_every_placeholder_of_the_pipeline_is_in_both_env_files():
     for name in ("env.yaml", "env.test.yaml"):
         keys = set(yaml.safe_load((ROOT / name).read_text()))
         assert placeholders <= keys, (name, placeholders - keys)
+
+
+def _build(tmp_path: Path, *overrides: str):
+    """`ploomber build` on a copy of the pipeline, the way a user runs it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("pipeline.yaml", "env.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
+    ploomber = Path(sys.executable).with_name("ploomber")
+    return subprocess.run(
+        [str(ploomber), "build", *overrides], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_bad_parameter_stops_the_build_with_one_line_and_no_products(tmp_path):
+    """It used to fail inside the first notebook: a 50-70 line traceback, printed twice,
+    and a partial reports/ingest.ipynb left behind."""
+    run = _build(tmp_path, "--env--timeframe", "7m")
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in run.stderr + run.stdout
+    assert "task ingest: timeframe" in lines[0] and "7m" in lines[0] and "env.yaml" in lines[0]
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "data").exists()
