@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Ingest: market bars -> validation/quarantine -> feature store"
 #   jupytext:
 #     text_representation:
 #       extension: .py

@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Train LightGBM"
 #   jupytext:
 #     text_representation:
 #       extension: .py

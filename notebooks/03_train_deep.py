@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Train the sequence transformer"
 #   jupytext:
 #     text_representation:
 #       extension: .py

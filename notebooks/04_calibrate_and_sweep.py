@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Calibrate, select the policy and register"
 #   jupytext:
 #     text_representation:
 #       extension: .py

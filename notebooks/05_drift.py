@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Drift: the newest window against the newest release's training window"
 #   jupytext:
 #     text_representation:
 #       extension: .py

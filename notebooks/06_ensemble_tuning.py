@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Ensemble tuning (LightGBM vs transformer)"
 #   jupytext:
 #     text_representation:
 #       extension: .py

@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · Marathon replay: 48 hours no model has seen, through a real server"
 #   jupytext:
 #     text_representation:
 #       extension: .py

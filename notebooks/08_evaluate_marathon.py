@@ -1,5 +1,6 @@
 # ---
 # jupyter:
+#   title: "LeviBot · T+48h evaluation: PROMOTE, EXTEND or ROLLBACK"
 #   jupytext:
 #     text_representation:
 #       extension: .py

@@ -77,6 +77,8 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
     ):
         report = (project / "reports" / f"{name}.html").read_text()
         assert report.count("<img") >= images, name
+        assert "<title>LeviBot · " in report, name  # was "Notebook" on every page
+        assert 'class="jp-OutputPrompt' not in report, name  # no Out[n]: prompts
     ingest_report = (project / "reports" / "ingest.html").read_text()
     for text in ("BTCUSDT", "ETHUSDT", "quarantined", "missing_bars"):
         assert text in ingest_report
