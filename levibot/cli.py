@@ -23,6 +23,7 @@ from levibot.registry import (
     registry_events,
     tighten_policy,
 )
+from levibot.run_commands import add_runs
 from levibot.settings import DEFAULT_ENV_FILE, SettingsError
 from levibot.symbols import parse_symbols
 
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operations(sub, common)
     _add_retrain(sub, common)
     _add_schedule(sub, common)
+    add_runs(sub, common)
     return parser
 
 

@@ -33,9 +33,12 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
+from levibot.io import read_json
 from levibot.marathon.evaluate import evaluate_marathon
 from levibot.marathon.replay import load_replay
-from levibot.reporting import plot_equity_and_drawdown, plot_timeline, write_report_index
+from levibot.reporting import plot_equity_and_drawdown, plot_timeline
+from levibot.run_history import list_runs, unrecorded
+from levibot.run_page import write_run_page
 from levibot.state.paths import Paths
 
 # the settings the replay recorded, so the evaluation judges it by the settings it ran with
@@ -115,10 +118,12 @@ display(pd.Series(result["incidents"]).to_frame("count"))
 plot_timeline(summary["timeline"], max_staleness_sec=result["thresholds"]["max_staleness_sec"])
 
 # %%
-index = write_report_index(
-    Paths.of(replay).report_index,
-    title="LeviBot run",
-    lines=[result["decision_text"]],
+# the build's on_finish hook rewrites this page with the run's id, timing and history
+paths = Paths.of(replay)
+index = write_run_page(
+    paths.report_index,
+    unrecorded(read_json(product["evaluation"])),
+    earlier=list_runs(paths),
     include=[Path(product["nb"]).name],
 )
 print(f"reports: {index}")

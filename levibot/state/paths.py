@@ -27,7 +27,8 @@ Layout (relative to the settings' folders):
     registry/artifacts/                                  levibot.training
     registry/runs/serve_env.yaml                         levibot.settings.save_settings
     registry/runs/marathon_evaluation.json               levibot.marathon.evaluate / state.records
-    reports/index.html                                   levibot.reporting
+    reports/index.html                                   levibot.run_page
+    reports/runs/<run-id>/{run.json,*.html,...}          levibot.run_history
 """
 
 from __future__ import annotations
@@ -217,6 +218,16 @@ class Paths:
     @property
     def report_index(self) -> Path:
         return self.reports_dir / "index.html"
+
+    @property
+    def report_runs(self) -> Path:
+        """One folder per pipeline build that reached the evaluation (run history)."""
+        return self.reports_dir / "runs"
+
+    def run_record(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise ValueError(f"invalid run id {run_id!r}")
+        return self.report_runs / run_id / "run.json"
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,15 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
     assert replay["bars"] == 48 and replay["errors"] == 0  # 12 held-out hours of 15m bars
     index = (project / "reports" / "index.html").read_text()
     assert evaluation["decision"] in index and "marathon_evaluation.html" in index
+    assert 'class="badge"' in index and "ran in" in index  # the run page, with task timing
+    runs = sorted((project / "reports" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "run.json").exists()
+    assert (runs[0] / "marathon_evaluation.html").exists()
 
     second = build(project)
     assert second.returncode == 0
     assert not any(ran(second.stdout, task) for task in TASKS)
+    assert len(list((project / "reports" / "runs").iterdir())) == 1  # nothing new decided
 
 
 def test_a_rebuild_with_a_prod_registers_only_a_new_candidate(project):
