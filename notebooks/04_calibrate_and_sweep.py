@@ -39,9 +39,10 @@ slippage_bps = 5.0
 
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from levibot.release import calibrate_and_register
+from levibot.report_warnings import release_warnings, warning_box
 from levibot.reporting import plot_reliability, plot_sweep_heatmap
 from levibot.settings import task_settings
 
@@ -64,6 +65,10 @@ releases = calibrate_and_register(
 # ## Calibration on the test window
 
 # %%
+display(HTML(warning_box([
+    line for r in releases
+    for line in release_warnings(r.role, r.calibration_summary(), r.policy_summary())
+])))  # fmt: skip
 display(pd.DataFrame({r.role: r.calibration_summary() for r in releases}))
 
 # %%

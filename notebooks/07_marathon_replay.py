@@ -21,7 +21,8 @@
 # clock is driven by the replay), the feature store is appended bar by bar, and a mix
 # of predict / predict_deep / predict_ensemble requests from many client ids is sent
 # each bar. Drift is checked every bar (15 min) and the ensemble is tuned hourly, in
-# simulated time. The canary gets 10% of the traffic; every request is shadow-logged.
+# simulated time. The canary is set to 10% of the traffic (a box below says so when it
+# served none, and why); every request is shadow-logged.
 
 # %% tags=["parameters"]
 upstream = ["ingest", "ensemble_tuning"]
@@ -38,9 +39,10 @@ speed = 0.0
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from levibot.marathon.replay import ReplayConfig, run_replay
+from levibot.report_warnings import replay_canary_warnings, warning_box
 from levibot.reporting import drift_history_frame, plot_drift_history, plot_timeline
 from levibot.settings import task_settings
 from levibot.state.drift_log import drift_history
@@ -59,6 +61,7 @@ config = ReplayConfig.from_settings(settings, speed=speed)
 outcome = run_replay(settings, Path(product["summary"]).parent, config)
 summary = outcome.summary
 overview = {k: summary[k] for k in ("start", "end", "bars", "requests", "errors", "wall_seconds")}
+display(HTML(warning_box(replay_canary_warnings(summary, config.canary_fraction))))
 display(pd.Series(overview).to_frame("replay"))
 display(pd.Series(summary["served_by_variant"]).to_frame("served requests"))
 display(pd.Series(summary["latency_ms"]).to_frame("latency (ms)"))

@@ -31,11 +31,12 @@ product = None
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from levibot.io import read_json
 from levibot.marathon.evaluate import evaluate_marathon
 from levibot.marathon.replay import load_replay
+from levibot.report_warnings import canary_warnings, grade_warnings, warning_box
 from levibot.reporting import plot_equity_and_drawdown, plot_timeline
 from levibot.run_history import list_runs, unrecorded
 from levibot.run_page import write_run_page
@@ -50,6 +51,7 @@ print(result["decision_text"])
 # ## The five checks and the metrics (prod vs canary)
 
 # %%
+display(HTML(warning_box(canary_warnings(result["canary"]) + grade_warnings(result["metrics"]))))
 display(pd.DataFrame(result["checks"]).set_index("name"))
 display(pd.DataFrame(result["metrics"]).round(4))
 
