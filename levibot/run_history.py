@@ -60,8 +60,8 @@ def make_record(
     run_id = f"{finished:%Y%m%dT%H%M%SZ}-{revision.split('+')[0]}"
     return {
         "run_id": run_id,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
+        "started_at": started.floor("s").isoformat(),
+        "finished_at": finished.floor("s").isoformat(),
         "duration_sec": round(seconds, 1),
         "git": revision,
         "decision": evaluation.get("decision"),
