@@ -161,3 +161,28 @@ def test_every_command_has_help_that_renders(capsys: pytest.CaptureFixture[str])
         assert main([*command, "--help"]) == 0, command
         out = capsys.readouterr().out
         assert out.startswith("usage:"), command
+
+
+def test_marathon_summary_in_lines_and_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from levibot.io import write_json_atomic
+    from levibot.settings import load_settings
+    from levibot.state.paths import Paths
+
+    env = tmp_path / "env.yaml"
+    env.write_text(f"data_dir: {tmp_path / 'data'}\nregistry_dir: {tmp_path / 'registry'}\n")
+    paths = Paths.of(load_settings(env))
+    write_json_atomic(paths.evaluation, {
+        "decision": "ROLLBACK", "decision_text": "ROLLBACK: worse", "_equity": "private",
+        "checks": [{"name": "ece", "status": "fail", "detail": "realised ECE 0.09 > 0.06"}],
+    })  # fmt: skip
+    assert main(["--env-file", str(env), "marathon", "summary"]) == 3
+    out = capsys.readouterr().out
+    assert "[ ] ece: realised ECE 0.09 > 0.06" in out and "reports:" in out
+    assert main(["--env-file", str(env), "marathon", "summary", "--json"]) == 3
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["decision"] == "ROLLBACK" and "_equity" not in payload
+    assert payload["reports"].endswith("index.html")

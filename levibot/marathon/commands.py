@@ -92,8 +92,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         workspace = Path(args.workspace or Paths.of(settings).default_workspace)
         replay, summary = load_replay(workspace)  # the settings the replay recorded
         result = evaluate_marathon(replay, summary, out_path=out)
-    _print_decision(result)
-    if args.live and result["decision"] == "EXTEND":
+    _print_decision(result, as_json=args.json)
+    if args.live and result["decision"] == "EXTEND" and not args.json:
         more = result["power"].get("hours_needed")
         print(
             "the marathon keeps running (nothing was stopped); evaluate again later"
@@ -102,7 +102,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return DECISION_CODES[result["decision"]]
 
 
-def _print_decision(result: dict[str, Any]) -> None:
+def _print_decision(result: dict[str, Any], *, as_json: bool = False, **extra: Any) -> None:
+    if as_json:
+        public = {k: v for k, v in result.items() if not k.startswith("_")}
+        print(json.dumps({**public, **extra}, indent=2, sort_keys=True, default=str))
+        return
     print(result["decision_text"])
     for check in result["checks"]:
         mark = {"pass": "x", "fail": " ", "inconclusive": "?"}.get(check.get("status"), " ")
@@ -116,14 +120,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     result = read_evaluation(paths)
     if result is None:
         raise FileNotFoundError(f"no marathon evaluation at {paths.evaluation}: run `make run`")
-    _print_decision(result)
-    print(f"reports: {paths.report_index}")
+    _print_decision(result, as_json=args.json, reports=str(paths.report_index))
+    if not args.json:
+        print(f"reports: {paths.report_index}")
     return DECISION_CODES[result["decision"]]
 
 
 def _item(results: list[tuple[str, bool, str]], name: str, ok: bool, detail: str) -> None:
     results.append((name, ok, detail))
-    print(f"  [{'x' if ok else ' '}] {name}: {detail}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -165,6 +169,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     log_file = paths.server_log
     errors = log_file.read_text(errors="replace").count("ERROR") if log_file.exists() else 0
     _item(results, "no repeated server errors", errors < 3, f"{errors} ERROR lines in {log_file}")
+    if args.json:
+        items = [{"item": name, "ok": ok, "detail": detail} for name, ok, detail in results]
+        print(json.dumps(items, indent=2))
+    for name, ok, detail in [] if args.json else results:
+        print(f"  [{'x' if ok else ' '}] {name}: {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
@@ -225,4 +234,9 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     check.add_argument(
         "--url", default="http://127.0.0.1:8000", help="the server (default 127.0.0.1:8000)"
     )
-    add("summary", _cmd_summary, "print the last evaluation's decision and the report index")
+    summary = add(
+        "summary", _cmd_summary,
+        "the last evaluation's decision, each check's value against its limit, the report index",
+    )  # fmt: skip
+    for parser in (evaluate, check, summary):
+        parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
