@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ def _running_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+@contextmanager
+def _bar_progress(label: str, *, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (stdout stays the command's result), fed (done, total)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit=unit, file=sys.stderr, total=0, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from levibot.marathon.replay import ReplayConfig, run_replay
 
@@ -57,7 +76,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         settings, hours=args.hours, speed=args.speed, requests_per_bar=args.requests_per_bar
     )
     workspace = Path(args.workspace or Paths.of(settings).default_workspace)
-    outcome = run_replay(settings, workspace, config)
+    with _bar_progress("replay", unit="bar") as progress:
+        outcome = run_replay(settings, workspace, config, progress=progress)
     summary = {k: v for k, v in outcome.summary.items() if k != "timeline"}
     print(json.dumps(summary, indent=2, default=str))
     return 0
