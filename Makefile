@@ -10,7 +10,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lab lint format clean serve bench marathon check-ops
+.PHONY: help install run test lab lint format clean clean-all serve bench marathon check-ops
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,5 +72,10 @@ check-ops: ## validate ops/prometheus with promtool (installs it via apt if miss
 	promtool check rules ops/prometheus/alerts.yml
 	promtool test rules ops/prometheus/alerts_test.yml
 
-clean: ## remove generated data and reports (keeps .venv)
-	rm -rf data reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache
+clean: ## remove what a build regenerates (store, replays, reports); keeps serving state, registry, run history
+	rm -rf data/store data/replay data/simulate data/quarantine data/ingest_manifest.json \
+		reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache
+
+clean-all: ## also remove serving state (shadow logs, paper books), the registry (every model) and run history: CONFIRM=yes
+	@test "$(CONFIRM)" = yes || { echo "make clean-all deletes data/ (shadow logs, paper books, kill-switch), registry/ (every trained model) and reports/runs/; run: make clean-all CONFIRM=yes"; exit 2; }
+	rm -rf data registry reports/runs reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache

@@ -282,3 +282,17 @@ def test_promtool(args: list) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_clean_keeps_serving_state_registry_and_run_history():
+    """`make clean` used to remove all of data/ (a live marathon's shadow logs and books)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(["make", "-n", "-C", str(root), "clean"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    removed = dry.split()
+    assert "data" not in removed and "registry" not in removed and "reports/runs" not in removed
+    assert "data/store" in removed and "reports/*.html" in removed
+    refused = subprocess.run(["make", "-C", str(root), "clean-all"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "CONFIRM=yes" in refused.stdout + refused.stderr
