@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from levibot.io import atomic_write
 from levibot.models.artifacts import read_sidecar, write_sidecar
@@ -365,7 +365,10 @@ def train_deep(
 
     `frames` are the per-symbol feature frames (the sequences' history); `train_rows`
     and `val_rows` are pooled rows (index timestamp, column symbol) with labels.
-    Shows a tqdm bar per epoch with the train and validation losses.
+    Shows a bar per epoch with the train and validation losses on a terminal only
+    (`disable=None`: off when stderr is not a TTY), so executed-notebook reports and CI
+    logs do not fill with progress lines and JupyterLab needs no widget library; the
+    losses per epoch are in `history` and the report's loss curves.
     """
     if train_rows.empty or val_rows.empty:
         raise ValueError("train and validation windows must both have rows")
@@ -399,7 +402,7 @@ def train_deep(
 
     history: list[dict[str, float]] = []
     best_state, best_val, stale = None, float("inf"), 0
-    progress = tqdm(range(config.epochs), desc="train_deep", unit="epoch")
+    progress = tqdm(range(config.epochs), desc="train_deep", unit="epoch", disable=None)
     for epoch in progress:
         network.train()
         order = rng.permutation(len(train_starts))
