@@ -79,6 +79,7 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
         assert report.count("<img") >= images, name
         assert "<title>LeviBot · " in report, name  # was "Notebook" on every page
         assert 'class="jp-OutputPrompt' not in report, name  # no Out[n]: prompts
+        assert "epoch/s" not in report and "it/s]" not in report, name  # no progress lines
     ingest_report = (project / "reports" / "ingest.html").read_text()
     for text in ("BTCUSDT", "ETHUSDT", "quarantined", "missing_bars"):
         assert text in ingest_report
