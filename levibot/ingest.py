@@ -106,9 +106,8 @@ def run_ingest(
     """
     now = to_utc(now) if now is not None else utc_now()
     source = source or make_source(settings, now=now)
-    if settings.end is None:
-        now = _data_end(source, settings) or now
-    start, end = (pd.Timestamp(t) for t in settings.window(now))
+    data_end = _data_end(source, settings) if settings.end is None else None
+    start, end = (pd.Timestamp(t) for t in settings.window(data_end or now))
     validated = {
         symbol: _fetch_and_validate(source, settings, symbol, start, end)
         for symbol in settings.symbols

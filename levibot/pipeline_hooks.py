@@ -10,6 +10,7 @@ and the build stops with exit status 2 having written nothing.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from levibot.io import format_errors
 from levibot.settings import Settings
 
 EXIT_BAD_PARAMETER = 2
+log = logging.getLogger("levibot.pipeline")
 
 
 def parameter_problems(dag: Any) -> list[str]:
@@ -66,23 +68,44 @@ def build_tasks(report: Any) -> list[dict[str, Any]]:
 
 def record_build(dag: Any, report: Any) -> None:
     """After a build whose evaluation ran: keep the run (`levibot.run_history`) and write
-    the decision-first index page with the earlier runs."""
+    the decision-first index page with the earlier runs.
+
+    Bookkeeping must never turn a finished build into a failed one: a problem here is
+    logged as one line and the build's products stay as they are."""
+    try:
+        _record_build(dag, report)
+    except Exception as exc:
+        log.warning("the run could not be recorded (the build itself succeeded): %s", exc)
+
+
+def _record_build(dag: Any, report: Any) -> None:
     from levibot.io import read_json
     from levibot.run_history import git_revision, list_runs, make_record, save_run
     from levibot.run_page import write_run_page
     from levibot.settings import task_settings
     from levibot.state.paths import Paths
 
-    tasks = build_tasks(report)
-    for task in tasks:  # the report file each task writes (not always named after it)
-        product = dag[task["name"]].product
-        task["report"] = Path(str(product["nb"])).name
-    if not any(t["name"] == EVALUATION_TASK and t["ran"] for t in tasks):
+    ran = {t["name"]: t for t in build_tasks(report)}
+    if not ran.get(EVALUATION_TASK, {}).get("ran"):
         return  # nothing new was decided: the latest run stays the latest
-    manifest = dag["ingest"].product["manifest"]
-    paths = Paths.of(task_settings(str(manifest)))
-    evaluation = read_json(paths.evaluation)
-    record = make_record(evaluation, tasks=tasks, revision=git_revision(paths.reports_dir))
+    tasks = []
+    for name in dag:  # pipeline order (the build report lists skipped tasks last)
+        task = ran.get(name, {"name": name, "ran": False, "seconds": 0.0})
+        task["report"] = Path(str(dag[name].product["nb"])).name
+        tasks.append(task)
+    products = dag[EVALUATION_TASK].product  # where this build wrote them, overrides included
+    evaluation_file = Path(str(products["evaluation"])).resolve()
+    reports_dir = Path(str(products["nb"])).resolve().parent
+    settings = task_settings(
+        str(dag["ingest"].product["manifest"]),
+        registry_dir=evaluation_file.parent.parent, reports_dir=reports_dir,
+    )  # fmt: skip
+    paths = Paths.of(settings)
+    if paths.evaluation != evaluation_file:
+        raise ValueError(f"the evaluation was written to {evaluation_file}, not {paths.evaluation}")
+    record = make_record(
+        read_json(evaluation_file), tasks=tasks, revision=git_revision(reports_dir)
+    )
     save_run(paths, record)
     earlier = [r for r in list_runs(paths) if r["run_id"] != record["run_id"]]
     write_run_page(paths.report_index, record, earlier=earlier)

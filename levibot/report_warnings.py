@@ -53,6 +53,8 @@ def replay_canary_warnings(summary: Mapping[str, Any], fraction: float) -> list[
     """The same check on a replay summary (served requests per variant, the timeline)."""
     served = summary.get("served_by_variant") or {}
     total = sum(served.values())
+    if not total:
+        return []  # no traffic at all: nothing the canary could have served
     reasons = {
         p["canary_reason"]: True
         for p in summary.get("timeline", [])

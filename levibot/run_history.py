@@ -123,7 +123,8 @@ def find_run(paths: Paths, run_id: str) -> dict[str, Any]:
     runs = list_runs(paths)
     if run_id == "latest" and runs:
         return runs[0]
-    matches = [r for r in runs if r["run_id"].startswith(run_id)]
+    exact = [r for r in runs if r["run_id"] == run_id]
+    matches = exact or [r for r in runs if run_id and r["run_id"].startswith(run_id)]
     if len(matches) != 1:
         known = ", ".join(r["run_id"] for r in runs[:10]) or "none yet (run `make run`)"
         what = "matches no run" if not matches else "matches several runs"

@@ -127,15 +127,17 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("timestamp_format")
+    @field_validator("timestamp_format", mode="before")
     @classmethod
-    def _check_timestamp_format(cls, value: str | None) -> str | None:
-        if value is not None and "%" not in value:
+    def _check_timestamp_format(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+            return None  # an unset env variable or a rendered null
+        if not isinstance(value, str) or "%" not in value:
             raise ValueError(
                 f"timestamp_format {value!r} has no % directive: give a strptime format "
                 "such as '%d.%m.%Y %H:%M:%S' (day first) or '%m/%d/%Y %H:%M' (month first)"
             )
-        return value or None
+        return value
 
     @field_validator("timeframe")
     @classmethod

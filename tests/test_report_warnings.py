@@ -48,3 +48,7 @@ def test_grades_from_too_few_trades_are_flagged():
 def test_the_box_escapes_and_is_empty_without_lines():
     assert warning_box([]) == ""
     assert "&lt;0" in warning_box(["Sharpe <0"]) and "Check before trusting" in warning_box(["x"])
+
+
+def test_no_traffic_is_not_a_closed_canary():
+    assert replay_canary_warnings({"served_by_variant": {}, "timeline": []}, 0.1) == []

@@ -132,3 +132,15 @@ def test_the_runs_commands(settings, tmp_path, capsys):
     assert "* decision" in out and "ROLLBACK" in out and "EXTEND" in out
     assert main([*env, "runs", "compare", "nope", "latest"]) == 2
     assert "matches no run" in capsys.readouterr().err
+
+
+def test_an_exact_id_wins_over_a_longer_id_it_prefixes(settings):
+    paths = Paths.of(settings)
+    first = _record(paths, "2026-01-03 00:10")
+    longer = dict(first, run_id=first["run_id"] + "x", finished_at="2026-01-04T00:00:00+00:00")
+    folder = paths.run_record(longer["run_id"]).parent
+    folder.mkdir(parents=True)
+    write_json_atomic(folder / "run.json", longer)
+    assert find_run(paths, first["run_id"])["run_id"] == first["run_id"]
+    with pytest.raises(UnknownRunError):
+        find_run(paths, "")

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from levibot.settings import SettingsError, load_settings
+from levibot.settings import Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +150,13 @@ def test_a_recorded_run_is_read_as_recorded(tmp_path, monkeypatch):
     assert loaded.horizon == 5
     assert loaded.data_dir == (tmp_path / "ws" / "data").resolve()
     assert load_settings(path).horizon == 9  # a settings file the operator edits: env wins
+
+
+@pytest.mark.parametrize("blank", ["", "None", "null", None])
+def test_a_blank_timestamp_format_means_inferred(blank):
+    assert Settings(timestamp_format=blank).timestamp_format is None
+
+
+def test_a_timestamp_format_without_a_directive_is_refused():
+    with pytest.raises(ValidationError, match="no % directive"):
+        Settings(timestamp_format="dd.mm.yyyy")

@@ -55,7 +55,7 @@ def _bar_progress(label: str, *, unit: str) -> Iterator[Callable[[int, int], Non
     """A progress bar on stderr (stdout stays the command's result), fed (done, total)."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=label, unit=unit, file=sys.stderr, total=0, dynamic_ncols=True)
+    bar = tqdm(desc=label, unit=unit, file=sys.stderr, total=0, dynamic_ncols=True, disable=None)
 
     def update(done: int, total: int) -> None:
         bar.total = total

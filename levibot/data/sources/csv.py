@@ -221,7 +221,30 @@ def read_table(entry: _Entry) -> _Table:
             f"layout (open_time, open, high, low, close, volume, ...)"
         )
     malformed = [len(row) != width and not _fits(row, width) for row in rows]
-    return _Table(entry.label, _columns(rows, positions, malformed), rows, lines, malformed)
+    columns = _columns(rows, positions, malformed)
+    if (
+        header is not None
+        and _UNNAMED.fullmatch(_normal(header[0]))
+        and positions["open_time"] == 0
+    ):
+        _refuse_row_numbers(columns["open_time"], header, entry.label)
+    return _Table(entry.label, columns, rows, lines, malformed)
+
+
+def _refuse_row_numbers(values: list[str], header: Sequence[str], label: str) -> None:
+    """An unnamed first column of 0, 1, 2, ... is pandas' row index, not a time."""
+    head = [v.strip() for v in values[:5]]
+    start = head[0] if head else ""
+    if (
+        len(head) > 1
+        and start in ("0", "1")
+        and head == [str(int(start) + i) for i in range(len(head))]
+    ):
+        raise ValueError(
+            f"{label}: the unnamed first column holds row numbers ({', '.join(head)}, ...), not "
+            f"times; name the timestamp column one of {'/'.join(TIMESTAMP_NAMES)} "
+            f"(header: {list(header)})"
+        )
 
 
 def _columns(

@@ -67,12 +67,15 @@ class TimestampFormatError(ValueError):
     """The column's date order cannot be told, or contradicts itself: the user must say."""
 
 
-# 01.02.2017, 1/2/17 13:00, 01-02-2017 00:00:00.000, optional Z / +01:00
+# 01.02.2017, 1/2/17 13:00, 01-02-2017 00:00:00.000, 05/02/2017 12:00:00,5 AM, ... UTC
 _NUMERIC_DATE = re.compile(
     r"^(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
-    r"(?:(?P<tsep>[ T])(?P<hm>\d{1,2}:\d{2})(?P<s>:\d{2})?(?P<frac>\.\d{1,9})?)?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
+    r"(?:(?P<tsep>[ T])(?P<hm>\d{1,2}:\d{2})(?P<s>:\d{2})?(?P<frac>[.,]\d{1,9})?"
+    r"(?P<ampm>\s?[AaPp][Mm])?)?"
+    r"(?P<tz>\s?(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT))?$"
 )
+_LOOKS_NUMERIC_DATE = re.compile(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+MINORITY = 0.05  # rows that contradict the column's order, or cannot tell it, at most this
 FORMAT_HINT = (
     "set timestamp_format to the file's format, e.g. timestamp_format: '%d.%m.%Y %H:%M:%S.%f'"
     " (day first) or '%m/%d/%Y %H:%M' (month first)"
@@ -84,10 +87,15 @@ def _formats(parts: pd.DataFrame, day_first: bool) -> pd.Series:
     first, second = ("%d", "%m") if day_first else ("%m", "%d")
     year = parts["year"].str.len().map({4: "%Y", 2: "%y"})
     date = first + parts["sep"] + second + parts["sep"] + year
-    clock = parts["tsep"].fillna("") + parts["hm"].notna().map({True: "%H:%M", False: ""})
+    hour = parts["ampm"].notna().map({True: "%I:%M", False: "%H:%M"})  # AM/PM: 12-hour
+    clock = (parts["tsep"].fillna("") + hour).where(parts["hm"].notna(), "")
     clock += parts["s"].notna().map({True: ":%S", False: ""})
-    clock += parts["frac"].notna().map({True: ".%f", False: ""})
-    return date + clock + parts["tz"].notna().map({True: "%z", False: ""})
+    clock += parts["frac"].fillna("").str[:1] + parts["frac"].notna().map({True: "%f", False: ""})
+    clock += parts["ampm"].fillna("").str.replace(r"[AaPp][Mm]", "%p", regex=True)
+    zone = parts["tz"].fillna("")
+    named = zone.str.strip().isin(["UTC", "GMT"])
+    zone = zone.where(named, zone.str.replace(r"(Z|[+-]\d{2}:?\d{2})", "%z", regex=True))
+    return date + clock + zone
 
 
 def _parse_by_format(text: pd.Series, formats: pd.Series) -> pd.Series:
@@ -123,9 +131,16 @@ def _order_from_times(readings: dict[bool, pd.Series], label: str) -> bool:
     return next(iter(ordered))
 
 
-def numeric_dates(text: pd.Series, label: str = "timestamps") -> pd.Series | None:
+def numeric_dates(
+    text: pd.Series, label: str = "timestamps", total: int | None = None
+) -> pd.Series | None:
     """Day/month/year texts parsed with one order for the whole column (module doc), or
-    None when no value has that shape. Other values are NaT."""
+    None when no value has that shape. Other values are NaT.
+
+    A few rows that contradict the majority's order (at most MINORITY of them), or a few
+    such dates among `total` values of another kind whose order cannot be told, become
+    NaT: the caller counts them as unparseable, like any bad row, instead of one stray
+    row refusing the whole file."""
     parts = text.str.extract(_NUMERIC_DATE)
     shaped = parts["a"].notna()
     if not shaped.any():
@@ -133,18 +148,28 @@ def numeric_dates(text: pd.Series, label: str = "timestamps") -> pd.Series | Non
     parts = parts[shaped]
     a, b = parts["a"].astype(int), parts["b"].astype(int)
     examples = text[shaped]
+    keep = pd.Series(True, index=parts.index)
     if (a > 12).any() and (b > 12).any():
-        raise TimestampFormatError(
-            f"{label}: dates {examples[a > 12].iloc[0]!r} and {examples[b > 12].iloc[0]!r} "
-            f"cannot share one day/month order; {FORMAT_HINT}"
-        )
-    if (a > 12).any() or (b > 12).any():
+        day_first = bool((a > 12).sum() >= (b > 12).sum())
+        against = (b > 12) if day_first else (a > 12)
+        if against.mean() > MINORITY:
+            raise TimestampFormatError(
+                f"{label}: dates {examples[a > 12].iloc[0]!r} and {examples[b > 12].iloc[0]!r} "
+                f"cannot share one day/month order; {FORMAT_HINT}"
+            )
+        keep = ~against
+    elif (a > 12).any() or (b > 12).any():
         day_first = bool((a > 12).any())
     else:
-        day_first = _order_from_times(
-            {o: _parse_by_format(examples, _formats(parts, o)) for o in (True, False)}, label
-        )
-    parsed = _parse_by_format(examples, _formats(parts, day_first))
+        try:
+            day_first = _order_from_times(
+                {o: _parse_by_format(examples, _formats(parts, o)) for o in (True, False)}, label
+            )
+        except TimestampFormatError:
+            if len(examples) > MINORITY * (total or len(text)):
+                raise
+            return pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    parsed = _parse_by_format(examples, _formats(parts, day_first)).where(keep)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     out[shaped] = parsed
     return out
@@ -157,13 +182,17 @@ def _date_strings(text: pd.Series, label: str, timestamp_format: str | None) -> 
         parsed = pd.to_datetime(text, utc=True, format=timestamp_format, errors="coerce")
     else:
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        parsed = parsed.astype("datetime64[ns, UTC]")  # pandas may infer seconds
         retry = parsed.isna().to_numpy() & text.str.contains(r"\d", regex=True).to_numpy(dtype=bool)
         if retry.any():
-            numeric = numeric_dates(text[retry], label)
+            numeric = numeric_dates(text[retry], label, total=len(text))
             rest = text[retry] if numeric is None else text[retry][numeric.isna()]
             if numeric is not None:
                 parsed[numeric.index] = numeric
-            if len(rest):  # month names and the like: no day/month order to decide
+            # month names and the like have no day/month order to decide; a day/month
+            # text the shapes above did not take is left unparsed, never guessed per value
+            rest = rest[~rest.str.contains(_LOOKS_NUMERIC_DATE)]
+            if len(rest):
                 parsed[rest.index] = pd.to_datetime(rest, utc=True, format="mixed", errors="coerce")
     naive = parsed.dt.tz_localize(None).to_numpy()
     lo, hi = pd.Timestamp.min.to_datetime64(), pd.Timestamp.max.to_datetime64()
@@ -181,6 +210,8 @@ def parse_timestamps(
     `timestamp_format` (strptime) is used for every non-numeric value when given."""
     text = pd.Series(list(values), dtype=object).astype(str).str.strip()
     nanos, numeric = epoch_nanos(text)
+    if timestamp_format and "%s" not in timestamp_format:
+        numeric[:] = False  # '20170102' with '%Y%m%d' is a date, not an epoch number
     out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
     out[numeric] = nanos[numeric].view("datetime64[ns]")
     if (~numeric).any():

@@ -420,3 +420,50 @@ def test_the_real_files_layouts_ingest_with_their_dates_right(name, timeframe, f
     assert start == pd.Timestamp(first, tz="UTC") and len(bars) == rows
     assert bars.index.is_monotonic_increasing and (bars.index.day_of_week != 5).all()
     assert source.last_report["unparseable_timestamps"] == 0
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [(["01.02.2017 00:00:00.123", "13.02.2017 01:00:00.5"],
+      ["2017-02-01 00:00:00.123", "2017-02-13 01:00:00.5"]),  # any fraction, not only .000
+     (["05/02/2017 12:00 AM", "13/02/2017 01:00 PM"], ["2017-02-05 00:00", "2017-02-13 13:00"]),
+     (["05.02.2017 00:00:00,250", "13.02.2017 00:00:00,000"],
+      ["2017-02-05 00:00:00.25", "2017-02-13 00:00"]),  # comma before the milliseconds
+     (["05.02.2017 00:00 UTC", "13.02.2017 01:00 +01:00"],
+      ["2017-02-05 00:00", "2017-02-13 00:00"])],
+)  # fmt: skip
+def test_numeric_date_variants_keep_one_order(texts, expected):
+    from levibot.data.sources.timestamps import parse_timestamps
+
+    got = parse_timestamps(texts)
+    assert list(got) == [pd.Timestamp(e, tz="UTC") for e in expected]
+
+
+def test_a_format_is_used_for_all_digit_dates_too():
+    from levibot.data.sources.timestamps import parse_timestamps
+
+    got = parse_timestamps(["20170102", "20170103"], timestamp_format="%Y%m%d")
+    assert list(got) == [pd.Timestamp("2017-01-02", tz="UTC"), pd.Timestamp("2017-01-03", tz="UTC")]
+
+
+def test_a_stray_row_is_one_bad_row_not_a_refused_file():
+    """One impossible date among day-first rows, or one numeric date among ISO rows, is an
+    unparseable row (counted against max_bad_fraction), not a refusal of every row."""
+    from levibot.data.sources.timestamps import parse_timestamps
+
+    day_first = [f"{d:02d}.02.2017 00:00" for d in range(1, 28)] + ["31.13.2017 00:00"]
+    got = parse_timestamps(day_first)
+    assert got.isna().sum() == 1 and got[12] == pd.Timestamp("2017-02-13", tz="UTC")
+    iso = [f"2017-01-{d:02d} 00:00" for d in range(1, 31)] * 2 + ["05/06/2017 10:00"]
+    got = parse_timestamps(iso)
+    assert got.isna().sum() == 1 and got[0] == pd.Timestamp("2017-01-01", tz="UTC")
+
+
+def test_an_unnamed_column_of_row_numbers_is_not_taken_for_times(tmp_path: Path) -> None:
+    """`to_csv` of a frame without a time index writes 0, 1, 2, ... there: 1970 seconds."""
+    frame = pd.DataFrame({"Gmt time": ["01.01.2017 00:00", "01.01.2017 01:00"],
+                          "Open": [1, 1], "High": [2, 2], "Low": [0.5, 0.5], "Close": [1.5, 1.5],
+                          "Volume": [3, 3]})  # fmt: skip
+    frame.to_csv(tmp_path / "X.csv")
+    with pytest.raises(ValueError, match="row numbers"):
+        CsvSource(tmp_path / "X.csv", timeframe="1h").fetch("X", *window())
