@@ -6,7 +6,6 @@ the HTML report) and no figure piles up in memory."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -223,31 +222,6 @@ def plot_timeline(timeline: Sequence[Mapping], *, max_staleness_sec: float) -> F
     fig.tight_layout()
     plt.close(fig)
     return fig
-
-
-def write_report_index(
-    index: Path | str, *, title: str, lines: Sequence[str], include: Sequence[str] = ()
-) -> Path:
-    """The index page (`Paths.report_index`) linking every HTML report beside it.
-
-    `include` names reports written after this call (the calling notebook's own)."""
-    from html import escape
-
-    from levibot.io import write_text_atomic
-
-    index = Path(index)
-    names = {p.name for p in index.parent.glob("*.html")} | set(include)
-    links = "\n".join(
-        f'<li><a href="{name}">{escape(Path(name).stem.replace("_", " "))}</a></li>'
-        for name in sorted(names - {index.name})
-    )
-    summary = "\n".join(f"<li>{escape(line)}</li>" for line in lines)
-    html = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
-        f"<body><h1>{escape(title)}</h1><ul>{summary}</ul><h2>Reports</h2><ul>{links}</ul>"
-        "</body></html>\n"
-    )
-    return write_text_atomic(index, html)
 
 
 DRIFT_TABLE_COLUMNS = [

@@ -189,7 +189,7 @@ class PredictionService:
         self, snapshot: Snapshot, release: LoadedRelease, symbol: str, view: BarView
     ) -> dict[str, Any]:
         """The release's MC-dropout draw for this bar (MAX_N_SAMPLES samples, cached)."""
-        key = (release.model_id, "mc_draw", symbol, view.bar, MAX_N_SAMPLES, snapshot.digest)
+        key = _output_key(snapshot, release, "mc_draw", symbol, view.bar, MAX_N_SAMPLES)
         draw = self._cache.get(key)
         if draw is None:
             with self._mc_slots:  # CPU-bound torch: at most MC_CONCURRENCY at once

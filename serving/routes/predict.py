@@ -22,8 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from levibot.online.readiness import NeedsWork
-from levibot.online.service import PredictionService
 from serving import metrics
+from serving.deps import get_service
 from serving.params import CLIENT_ID, N_SAMPLES, SYMBOL, openapi_parameters
 from serving.schemas import DeepPrediction, EnsemblePrediction, Prediction, errors
 
@@ -55,7 +55,7 @@ router = APIRouter(
 async def _serve(request: Request, endpoint: str, kind: str, n_samples: int = 20) -> JSONResponse:
     """Returned as a ready JSONResponse: the dict is built by the service to the schema
     (tests check it), and skipping a second validation pass keeps the hot path cheap."""
-    service: PredictionService = request.app.state.service
+    service = await get_service(request)
     symbol, client_id = SYMBOL.read(request), CLIENT_ID.read(request)
     call = partial(service.predict, symbol.upper(), kind, client_id=client_id, n_samples=n_samples)
     try:
