@@ -1,7 +1,11 @@
 """The ingest step: fetch -> validate/quarantine -> upsert bars -> features -> manifest.
 
-Every symbol is fetched and validated before anything is written, so a source that
-fails validation for one symbol leaves the whole store as it was.
+Two halves, so a cluster can fan the first one out per symbol (the pipeline's
+`fetch-<SYMBOL>` tasks): `stage_symbol` fetches and validates one symbol and writes
+nothing to the store; `merge_staged` upserts every staged symbol, computes the
+cross-asset features and writes the manifest. Every symbol is staged before anything is
+written, so a source that fails validation for one symbol leaves the whole store as it
+was. `run_ingest` is both halves in one process.
 """
 
 from __future__ import annotations
@@ -41,6 +45,50 @@ class IngestResult:
     quarantine: dict[str, pd.DataFrame]
     features: dict[str, pd.DataFrame]
     manifest_path: Path
+
+
+@dataclass
+class StagedSymbol:
+    """One symbol fetched and validated, not yet in the store (see the module doc)."""
+
+    symbol: str
+    source: str
+    window: tuple[pd.Timestamp, pd.Timestamp]
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    gaps: int
+    missing_bars: int
+    unparseable: int = 0
+    incomplete_bars_dropped: int = 0
+
+    def report(self) -> dict:
+        """The JSON-able part (the frames are kept as files of their own)."""
+        return {
+            "symbol": self.symbol,
+            "source": self.source,
+            "window": [self.window[0].isoformat(), self.window[1].isoformat()],
+            "gaps": self.gaps,
+            "missing_bars": self.missing_bars,
+            "unparseable": self.unparseable,
+            "incomplete_bars_dropped": self.incomplete_bars_dropped,
+        }
+
+    @classmethod
+    def from_report(
+        cls, report: dict, clean: pd.DataFrame, quarantine: pd.DataFrame
+    ) -> StagedSymbol:
+        start, end = (pd.Timestamp(t) for t in report["window"])
+        return cls(
+            symbol=report["symbol"],
+            source=report["source"],
+            window=(start, end),
+            clean=clean,
+            quarantine=quarantine,
+            gaps=int(report["gaps"]),
+            missing_bars=int(report["missing_bars"]),
+            unparseable=int(report["unparseable"]),
+            incomplete_bars_dropped=int(report["incomplete_bars_dropped"]),
+        )
 
 
 def _fetch_and_validate(
@@ -92,62 +140,116 @@ def _data_end(source: MarketSource, settings: Settings) -> pd.Timestamp | None:
     return max(ends) + timeframe_delta(settings.timeframe) if ends else None
 
 
-def run_ingest(
+def ingest_window(
+    source: MarketSource, settings: Settings, now: pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of this run: the settings' window, ending at the file's last bar for a
+    file source with `end: null` (the same for every symbol of the run)."""
+    data_end = _data_end(source, settings) if settings.end is None else None
+    start, end = settings.window(data_end or now)
+    return pd.Timestamp(start), pd.Timestamp(end)
+
+
+def stage_symbol(
     settings: Settings,
+    symbol: str,
     *,
     source: MarketSource | None = None,
     now: pd.Timestamp | None = None,
+) -> StagedSymbol:
+    """Fetch and validate one symbol's window; raises DataValidationError, writes nothing."""
+    now = to_utc(now) if now is not None else utc_now()
+    source = source or make_source(settings, now=now)
+    start, end = ingest_window(source, settings, now)
+    result, report = _fetch_and_validate(source, settings, symbol, start, end)
+    return StagedSymbol(
+        symbol=symbol,
+        source=source.name,
+        window=(start, end),
+        clean=result.clean,
+        quarantine=result.quarantine,
+        gaps=len(result.gaps),
+        missing_bars=result.missing_bars,
+        unparseable=int(report.get("unparseable_timestamps", 0)),
+        incomplete_bars_dropped=int(report.get("incomplete_bars_dropped", 0)),
+    )
+
+
+def common_window(staged: list[StagedSymbol]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window every staged symbol covers. Symbols staged by separate tasks on a live
+    source can straddle a bar close; bars outside the shared window are left out so every
+    symbol ends on the same bar (cross-asset features need aligned bars)."""
+    start = max(s.window[0] for s in staged)
+    end = min(s.window[1] for s in staged)
+    if end <= start:
+        raise DataValidationError(
+            "the staged symbols share no window: "
+            + ", ".join(f"{s.symbol} {s.window[0]}..{s.window[1]}" for s in staged)
+            + "; rebuild the fetch tasks (ploomber build --force)"
+        )
+    return start, end
+
+
+def _quality_row(staged: StagedSymbol, stored: int) -> dict:
+    return {
+        "symbol": staged.symbol,
+        "rows_fetched": len(staged.clean) + len(staged.quarantine),
+        "rows_clean": len(staged.clean),
+        "quarantined": len(staged.quarantine),
+        "unparseable": staged.unparseable,
+        "incomplete_bars_dropped": staged.incomplete_bars_dropped,
+        "gaps": staged.gaps,
+        "missing_bars": staged.missing_bars,
+        "first_bar": staged.clean.index.min(),
+        "last_bar": staged.clean.index.max(),
+        "rows_stored": stored,
+    }
+
+
+def merge_staged(
+    settings: Settings,
+    staged: list[StagedSymbol],
+    *,
+    now: pd.Timestamp | None = None,
     project_root: Path | str | None = None,
 ) -> IngestResult:
-    """Ingest the settings' window for every symbol and write store + manifest.
+    """Upsert every staged symbol into the store, recompute the features, write the manifest.
 
     The manifest records the settings and `project_root` (where later tasks resolve
     their own relative paths; default: the data folder's parent).
     """
+    by_symbol = {s.symbol: s for s in staged}
+    missing = [symbol for symbol in settings.symbols if symbol not in by_symbol]
+    if missing or len(by_symbol) != len(staged):
+        raise DataValidationError(
+            f"ingest needs each of the settings' symbols staged once; missing {missing}, "
+            f"staged {[s.symbol for s in staged]}"
+        )
+    staged = [by_symbol[symbol] for symbol in settings.symbols]
     now = to_utc(now) if now is not None else utc_now()
-    source = source or make_source(settings, now=now)
-    data_end = _data_end(source, settings) if settings.end is None else None
-    start, end = (pd.Timestamp(t) for t in settings.window(data_end or now))
-    validated = {
-        symbol: _fetch_and_validate(source, settings, symbol, start, end)
-        for symbol in settings.symbols
-    }
+    start, end = common_window(staged)
     paths = Paths.of(settings)
     store = paths.store()
     run_at = now.isoformat()
     merged_bars = {}
-    for symbol, (result, _) in validated.items():
-        if len(result.quarantine):
-            _save_quarantine(settings, symbol, result.quarantine, run_at)
-        existing = store.read(symbol, "bars")
-        merged_bars[symbol] = upsert_frames(existing, result.clean[BAR_COLUMNS])
+    for item in staged:
+        clean = item.clean.loc[(item.clean.index >= start) & (item.clean.index < end)]
+        if len(item.quarantine):
+            _save_quarantine(settings, item.symbol, item.quarantine, run_at)
+        existing = store.read(item.symbol, "bars")
+        merged_bars[item.symbol] = upsert_frames(existing, clean[BAR_COLUMNS])
     features = {}
     for symbol, derived in compute_feature_panel(merged_bars).items():
         store.write(symbol, merged_bars[symbol], "bars")
         features[symbol] = merged_bars[symbol].join(derived)
         store.write(symbol, features[symbol], "features")
     quality = pd.DataFrame(
-        [
-            {
-                "symbol": symbol,
-                "rows_fetched": len(result.clean) + len(result.quarantine),
-                "rows_clean": len(result.clean),
-                "quarantined": len(result.quarantine),
-                "unparseable": int(report.get("unparseable_timestamps", 0)),
-                "incomplete_bars_dropped": int(report.get("incomplete_bars_dropped", 0)),
-                "gaps": len(result.gaps),
-                "missing_bars": result.missing_bars,
-                "first_bar": result.clean.index.min(),
-                "last_bar": result.clean.index.max(),
-                "rows_stored": len(features[symbol]),
-            }
-            for symbol, (result, report) in validated.items()
-        ],
+        [_quality_row(item, len(features[item.symbol])) for item in staged],
         columns=QUALITY_COLUMNS,
     )
     manifest = {
         "created_at": run_at,
-        "source": source.name,
+        "source": staged[0].source,
         "timeframe": settings.timeframe,
         "window": {"start": start.isoformat(), "end": end.isoformat()},
         "settings": settings_payload(settings),
@@ -170,7 +272,22 @@ def run_ingest(
     return IngestResult(
         window=(start, end),
         quality=quality,
-        quarantine={s: r.quarantine for s, (r, _) in validated.items()},
+        quarantine={item.symbol: item.quarantine for item in staged},
         features=features,
         manifest_path=manifest_path,
     )
+
+
+def run_ingest(
+    settings: Settings,
+    *,
+    source: MarketSource | None = None,
+    now: pd.Timestamp | None = None,
+    project_root: Path | str | None = None,
+) -> IngestResult:
+    """Ingest the settings' window for every symbol in one process: stage them all, then
+    merge (see `merge_staged`)."""
+    now = to_utc(now) if now is not None else utc_now()
+    source = source or make_source(settings, now=now)
+    staged = [stage_symbol(settings, symbol, source=source, now=now) for symbol in settings.symbols]
+    return merge_staged(settings, staged, now=now, project_root=project_root)

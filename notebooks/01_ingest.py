@@ -16,8 +16,9 @@
 # %% [markdown]
 # # Ingest: market bars -> validation/quarantine -> feature store
 #
-# Fetches the configured window for every symbol, sets bad rows aside with a reason,
-# upserts the clean bars into the Parquet feature store and recomputes the features.
+# Merges the symbols the `fetch-<SYMBOL>` tasks fetched and validated (or fetches them
+# here when run on its own), sets bad rows aside with a reason, upserts the clean bars
+# into the Parquet feature store and recomputes the features.
 # Parameters come from `env.yaml` through `pipeline.yaml`; the market and path settings
 # used here are recorded in the ingest manifest, and each later task adds its own.
 
@@ -47,7 +48,7 @@ max_bad_fraction = 0.01
 from IPython.display import display
 
 from levibot.features import CROSS_ASSET_FEATURES, FEATURES
-from levibot.ingest import run_ingest
+from levibot.pipeline_tasks import ingest_from_upstream
 from levibot.reporting import plot_feature_distributions, plot_price_volume
 from levibot.settings import load_settings
 
@@ -72,7 +73,7 @@ settings = load_settings(
     data_dir=data_dir,
     max_bad_fraction=max_bad_fraction,
 )
-result = run_ingest(settings, project_root=project_root)
+result = ingest_from_upstream(settings, upstream, project_root=project_root)
 print(f"window [{result.window[0]}, {result.window[1]}) from the {settings.source} source")
 
 # %% [markdown]

@@ -8,6 +8,7 @@ function -> write through the catalog".
 Layout (relative to the settings' folders):
 
     data/store/{bars,features}/<SYMBOL>_<tf>.parquet     levibot.data.store.FeatureStore
+    data/staging/<SYMBOL>[_quarantine]-<i>.parquet|.json fetch-<SYMBOL> (pipeline.yaml grid)
     data/quarantine/<SYMBOL>_<tf>.csv                    levibot.ingest
     data/ingest_manifest.json                            levibot.ingest
     data/REPLAY, data/replay_clock.json                  levibot.online.clock
