@@ -1,4 +1,4 @@
-"""A seeded, deterministic multi-asset market for BTCUSDT / ETHUSDT / SOLUSDT bars.
+"""A seeded, deterministic multi-asset market: BTCUSDT / ETHUSDT / SOLUSDT plus alts.
 
 Why it looks the way it does: the default pipeline must run offline yet give models
 something real to find and the marathon something real to catch. Stylised facts:
@@ -27,6 +27,15 @@ recursion is a causal filter started at a fixed epoch, so a bar depends only on 
 seed, the drift settings and draws up to that bar: any two fetches agree on the bars
 they share, whatever windows they ask for.
 
+The universe: BTCUSDT, ETHUSDT and SOLUSDT, then as many alts as a run asks for, named
+``ALT001USDT`` .. ``ALT999USDT`` (`synthetic_universe(n)` lists the first n symbols), so
+scaling benchmarks can ask for 100 symbols. An alt's constants (price level, volatility,
+beta to BTC, volume) come from its number alone (`alt_spec`) and its draws from a stream
+of its own, so an asset's bars depend only on the seed, the drift settings, its own
+stream and BTC's: asking for more symbols, or the same ones in another order, leaves
+every symbol's bars as they were (the three original assets bit-identical to a market
+without alts). Only the requested symbols are simulated (plus BTC, which drives them).
+
 Drift scenarios switch on at ``drift_start``: ``vol_shock`` (volatility x5, volume x2),
 ``trend_flip`` (momentum/reversion and the order-book/news effects change sign),
 ``feature_freeze`` (the auxiliary feeds get stuck at their last value).
@@ -34,6 +43,7 @@ Drift scenarios switch on at ``drift_start``: ``vol_shock`` (volatility x5, volu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +76,11 @@ ASSETS: dict[str, AssetSpec] = {
     "ETHUSDT": AssetSpec(2_300.0, 1.25, 0.85, 4_000.0, 1.1e6),
     "SOLUSDT": AssetSpec(100.0, 1.8, 1.10, 60_000.0, 2.0e7),
 }
+LEAD = "BTCUSDT"  # the asset every other one follows (simulated first, without a BTC leg)
+MAX_ALTS = 999
+ALT_PATTERN = re.compile(r"^ALT(\d{3})USDT$")
+ALT_STREAM_BASE = 1000  # alt k draws from stream 1000 + k: apart from 0 (market), 1..3
+ALT_SPEC_KEY = 0xA175  # keys the generator of the alts' constants (with the alt's number)
 BASE_VOL_15M = 0.0022  # per-bar sigma of BTC at 15m in a calm regime (~2% a day)
 REGIME_VOL = np.array([1.0, 0.8, 2.4])  # trend, range, high-vol
 REGIME_MOMENTUM = np.array([0.10, -0.10, 0.0])  # coefficient on the last 3 shocks' mean
@@ -74,6 +89,59 @@ BTC_LAG_SHARE = 0.03  # share of an alt's BTC exposure that arrives one bar late
 TREND_DRIFT = 0.02  # per-bar drift in a trend regime, in units of sigma
 ORDER_FLOW_LEAD = 0.04  # next-bar return per unit of order-book imbalance, in sigma
 NEWS_LEAD = 0.10  # next-bar return per unit of confidence-weighted news impact, in sigma
+
+
+def alt_symbol(number: int) -> str:
+    """The name of alt `number` (1 -> ALT001USDT)."""
+    if not 1 <= number <= MAX_ALTS:
+        raise ValueError(f"alt numbers run from 1 to {MAX_ALTS}, got {number}")
+    return f"ALT{number:03d}USDT"
+
+
+def _alt_number(symbol: str) -> int | None:
+    """k for ALTkkkUSDT with 1 <= k <= MAX_ALTS; None for any other name."""
+    match = ALT_PATTERN.match(symbol) if isinstance(symbol, str) else None
+    number = int(match.group(1)) if match else 0
+    return number if number >= 1 else None
+
+
+def is_synthetic_symbol(symbol: str) -> bool:
+    """Whether the synthetic market has bars for `symbol`."""
+    return symbol in ASSETS or _alt_number(symbol) is not None
+
+
+def synthetic_universe(n: int) -> list[str]:
+    """The first `n` symbols of the synthetic market: BTC, ETH, SOL, then ALT001USDT, ..."""
+    if not 1 <= n <= len(ASSETS) + MAX_ALTS:
+        raise ValueError(f"the synthetic market has 1 to {len(ASSETS) + MAX_ALTS} symbols, got {n}")
+    core = list(ASSETS)[:n]
+    return core + [alt_symbol(k) for k in range(1, n - len(core) + 1)]
+
+
+def alt_spec(number: int) -> AssetSpec:
+    """Alt `number`'s constants, from a generator keyed by the number alone (not the
+    seed): ALT007USDT is the same kind of asset in every market, only its path differs.
+
+    Ranges bracket ETH and SOL: prices 0.1 .. 1000 USDT, 1.3 .. 2.6x BTC's volatility,
+    beta 0.6 .. 1.3, 2 .. 12 M USDT traded per 15m bar, 0.2 .. 2 G USDT open interest.
+    """
+    alt_symbol(number)  # range check
+    rng = np.random.default_rng([ALT_SPEC_KEY, number])
+    price0 = float(10.0 ** rng.uniform(-1.0, 3.0))
+    return AssetSpec(
+        price0=price0,
+        vol_scale=float(rng.uniform(1.3, 2.6)),
+        beta=float(rng.uniform(0.6, 1.3)),
+        volume0=float(rng.uniform(2e6, 12e6) / price0),
+        open_interest0=float(10.0 ** rng.uniform(8.3, 9.3) / price0),
+    )
+
+
+def _unknown_message(symbols: Sequence[str]) -> str:
+    return (
+        f"synthetic market has no {list(symbols)}; available: {', '.join(ASSETS)} "
+        f"and {alt_symbol(1)} .. {alt_symbol(MAX_ALTS)} (see synthetic_universe)"
+    )
 
 
 def _draws(seed: int, stream: int, first_day: int, n_days: int, shape: tuple[int, int]):
@@ -133,11 +201,9 @@ class SyntheticMarket:
             raise ValueError(f"drift_scenario {drift_scenario!r} unknown; use {DRIFT_SCENARIOS}")
         if drift_scenario != "none" and drift_start is None:
             raise ValueError(f"drift scenario {drift_scenario!r} needs a drift_start time")
-        unknown = sorted(set(symbols or ()) - set(ASSETS))
+        unknown = sorted({s for s in symbols or () if not is_synthetic_symbol(s)})
         if unknown:
-            raise UnknownSymbolError(
-                f"synthetic market has no {unknown}; available: {sorted(ASSETS)}"
-            )
+            raise UnknownSymbolError(_unknown_message(unknown))
         if not (np.isfinite(edge) and edge >= 0):
             raise ValueError(f"edge must be a non-negative number, got {edge}")
         if (edge_after is None) != (edge_change is None):
@@ -154,6 +220,7 @@ class SyntheticMarket:
         self.epoch = to_utc(epoch).floor("D")
         self._cache: dict[str, pd.DataFrame] = {}
         self._cached_days = 0
+        self._shared: tuple | None = None  # (index, drift_at, market, BTC returns)
 
     @property
     def bars_per_day(self) -> int:
@@ -161,10 +228,8 @@ class SyntheticMarket:
 
     def fetch(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Bars with open time in [start, end)."""
-        if symbol not in ASSETS:
-            raise UnknownSymbolError(
-                f"synthetic market has no symbol {symbol!r}; available: {sorted(ASSETS)}"
-            )
+        if not is_synthetic_symbol(symbol):
+            raise UnknownSymbolError(_unknown_message([symbol]))
         start, end = to_utc(start), to_utc(end)
         if start < self.epoch:
             raise ValueError(
@@ -173,28 +238,55 @@ class SyntheticMarket:
         if end <= start:
             return empty_bars()
         n_days = int(np.ceil((end - self.epoch) / pd.Timedelta(days=1)))
-        if n_days > self._cached_days:
-            self._cache = self._simulate(n_days)
-            self._cached_days = n_days
-        frame = self._cache[symbol]
+        if n_days > self._cached_days:  # a longer simulation: every asset is redone
+            self._cache, self._shared, self._cached_days = {}, None, n_days
+        frame = self._simulated(symbol)
         return frame.loc[(frame.index >= start) & (frame.index < end)].copy()
 
-    def _simulate(self, n_days: int) -> dict[str, pd.DataFrame]:
-        """All assets from the epoch for `n_days` whole days."""
-        n = n_days * self.bars_per_day
-        index = pd.date_range(
-            self.epoch, periods=n, freq=pd.Timedelta(seconds=self.bar_seconds), name=INDEX_NAME
-        )
-        drift_at = self._drift_index(index)
-        market = self._market_state(n_days, index, drift_at)
-        frames: dict[str, pd.DataFrame] = {}
-        btc_returns = None
-        for stream, (symbol, spec) in enumerate(ASSETS.items(), start=1):
-            frame, returns = self._asset(stream, spec, n_days, index, market, btc_returns, drift_at)
-            frames[symbol] = conform_bars(frame)
-            if btc_returns is None:
-                btc_returns = returns
-        return frames
+    def _simulated(self, symbol: str) -> pd.DataFrame:
+        """`symbol`'s bars from the epoch for the cached number of days (simulated once)."""
+        frame = self._cache.get(symbol)
+        if frame is None:
+            index, drift_at, market, btc_returns = self._shared_state()
+            frame = self._cache.get(symbol)  # BTC is simulated with the shared state
+            if frame is None:
+                stream, spec = self._stream_and_spec(symbol)
+                days = self._cached_days
+                frame = conform_bars(
+                    self._asset(stream, spec, days, index, market, btc_returns, drift_at)[0]
+                )
+                self._cache[symbol] = frame
+        return frame
+
+    def _shared_state(self) -> tuple:
+        """What every asset of the simulation uses: the bar index, the drift's first bar,
+        the market state and BTC's log returns (BTC's bars are cached on the way)."""
+        if self._shared is None:
+            n_days = self._cached_days
+            index = pd.date_range(
+                self.epoch,
+                periods=n_days * self.bars_per_day,
+                freq=pd.Timedelta(seconds=self.bar_seconds),
+                name=INDEX_NAME,
+            )
+            drift_at = self._drift_index(index)
+            market = self._market_state(n_days, index, drift_at)
+            stream, spec = self._stream_and_spec(LEAD)
+            frame, btc_returns = self._asset(stream, spec, n_days, index, market, None, drift_at)
+            self._cache[LEAD] = conform_bars(frame)
+            self._shared = (index, drift_at, market, btc_returns)
+        return self._shared
+
+    @staticmethod
+    def _stream_and_spec(symbol: str) -> tuple[int, AssetSpec]:
+        """The random stream and constants of an asset: 1..3 for the original three (their
+        order in ASSETS, as before alts existed), ALT_STREAM_BASE + k for alt k."""
+        if symbol in ASSETS:
+            return list(ASSETS).index(symbol) + 1, ASSETS[symbol]
+        number = _alt_number(symbol)
+        if number is None:
+            raise UnknownSymbolError(_unknown_message([symbol]))
+        return ALT_STREAM_BASE + number, alt_spec(number)
 
     def _drift_index(self, index: pd.DatetimeIndex) -> int:
         """First bar index under drift (len(index) when there is none in range)."""
