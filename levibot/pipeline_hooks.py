@@ -52,6 +52,7 @@ def check_parameters(dag: Any) -> None:
 
 
 EVALUATION_TASK = "evaluate_marathon"
+REPORT_PRODUCT = "nb"  # a notebook task's rendered report (pipeline.yaml)
 
 
 def build_tasks(report: Any) -> list[dict[str, Any]]:
@@ -78,6 +79,17 @@ def record_build(dag: Any, report: Any) -> None:
         log.warning("the run could not be recorded (the build itself succeeded): %s", exc)
 
 
+def task_reports(dag: Any) -> dict[str, str | None]:
+    """Task -> the file name of its HTML report, in pipeline order (the build report lists
+    skipped tasks last); None for a function task (`fetch-<SYMBOL>`), which has none."""
+    reports: dict[str, str | None] = {}
+    for name in dag:
+        products = dag[name].product.to_json_serializable()
+        report = products.get(REPORT_PRODUCT) if isinstance(products, dict) else None
+        reports[name] = Path(report).name if report else None
+    return reports
+
+
 def _record_build(dag: Any, report: Any) -> None:
     from levibot.io import read_json
     from levibot.run_history import git_revision, list_runs, make_record, save_run
@@ -88,11 +100,10 @@ def _record_build(dag: Any, report: Any) -> None:
     ran = {t["name"]: t for t in build_tasks(report)}
     if not ran.get(EVALUATION_TASK, {}).get("ran"):
         return  # nothing new was decided: the latest run stays the latest
-    tasks = []
-    for name in dag:  # pipeline order (the build report lists skipped tasks last)
-        task = ran.get(name, {"name": name, "ran": False, "seconds": 0.0})
-        task["report"] = Path(str(dag[name].product["nb"])).name
-        tasks.append(task)
+    tasks = [
+        {**ran.get(name, {"name": name, "ran": False, "seconds": 0.0}), "report": report}
+        for name, report in task_reports(dag).items()
+    ]
     products = dag[EVALUATION_TASK].product  # where this build wrote them, overrides included
     evaluation_file = Path(str(products["evaluation"])).resolve()
     reports_dir = Path(str(products["nb"])).resolve().parent

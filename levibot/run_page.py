@@ -60,6 +60,8 @@ def _reports(record: dict[str, Any], present: set[str], prefix: str = "") -> str
     tasks = record.get("tasks") or [{"name": Path(n).stem} for n in sorted(present)]
     items = []
     for task in tasks:
+        if "report" in task and task["report"] is None:
+            continue  # a function task (fetch-<SYMBOL>): timed in run.json, no report
         name = task.get("report") or f"{task['name']}.html"
         if name not in present:
             continue
