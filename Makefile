@@ -10,10 +10,11 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lab lint format clean clean-all serve bench marathon check-ops
+.PHONY: help install run test lab lint format clean clean-all serve bench marathon check-ops \
+	export-argo export-airflow
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements/constraints.txt ops/jupyter/*.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,12 @@ marathon: $(STAMP) ## start a live marathon: pre-flight, canary at 10%, managed 
 	$(BIN)/levibot marathon start
 
 LAB_ARGS ?=
+export-argo: $(STAMP) ## write deploy/cluster/argo.yaml: the pipeline as an Argo Workflow (offline)
+	$(BIN)/levibot export argo
+
+export-airflow: $(STAMP) ## write deploy/cluster/airflow/: the pipeline as an Airflow DAG (offline)
+	$(BIN)/levibot export airflow
+
 lab: $(STAMP) ## open the notebooks in JupyterLab (parameters injected, not saved)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(LAB_ARGS)
 
@@ -73,7 +80,7 @@ check-ops: ## validate ops/prometheus with promtool (installs it via apt if miss
 	promtool test rules ops/prometheus/alerts_test.yml
 
 clean: ## remove what a build regenerates (store, replays, reports); keeps serving state, registry, run history
-	rm -rf data/store data/replay data/simulate data/quarantine data/ingest_manifest.json \
+	rm -rf data/store data/staging data/replay data/simulate data/quarantine data/ingest_manifest.json \
 		reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache
 
 clean-all: ## also remove serving state (shadow logs, paper books), the registry (every model) and run history: CONFIRM=yes

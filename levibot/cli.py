@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from levibot.cli_args import EXIT_ERROR, EXIT_OK, iso_time, one_line, paths_of, settings_of
+from levibot.export_commands import add_export
 from levibot.io import CorruptFileError
 from levibot.marathon.commands import add_marathon
 from levibot.registry import (
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain(sub, common)
     _add_schedule(sub, common)
     add_runs(sub, common)
+    add_export(sub, common)
     return parser
 
 

@@ -1,0 +1,141 @@
+"""`levibot export argo|airflow`: soopervisor's real exporter, offline, checked against
+the Ploomber DAG it encodes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from levibot.cli import main
+from levibot.cluster_export import (
+    ARGO_NAME,
+    WORKSPACE_VOLUME,
+    ExportError,
+    airflow_dag_for_current_airflow,
+    argo_graph,
+    argo_task_name,
+    default_image,
+    export_workflow,
+)
+from levibot.operations import PLOOMBER_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ploomber_graph() -> dict[str, list[str]]:
+    """Task -> upstream tasks of pipeline.yaml, as Ploomber itself builds the DAG."""
+    from ploomber.spec import DAGSpec
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in PLOOMBER_ENV.items():
+            patch.setenv(name, value)
+        dag = DAGSpec(str(ROOT / "pipeline.yaml")).to_dag()
+    return {name: sorted(dag[name].upstream) for name in dag}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cluster")
+    export_workflow("argo", ROOT, out)
+    export_workflow("airflow", ROOT, out)
+    return out
+
+
+def test_argo_workflow_has_every_task_and_edge_of_the_pipeline(exported, ploomber_graph):
+    spec = yaml.safe_load((exported / "argo.yaml").read_text())
+    assert spec["kind"] == "Workflow" and spec["metadata"]["generateName"] == "levibot-"
+    assert argo_graph(spec) == ploomber_graph
+    assert {"fetch-BTCUSDT", "fetch-ETHUSDT", "fetch-SOLUSDT"} <= set(ploomber_graph)
+    assert ploomber_graph["ingest"] == ["fetch-BTCUSDT", "fetch-ETHUSDT", "fetch-SOLUSDT"]
+
+
+def test_argo_names_are_valid_and_every_task_shares_the_workspace(exported):
+    spec = yaml.safe_load((exported / "argo.yaml").read_text())
+    tasks = spec["spec"]["templates"][1]["dag"]["tasks"]
+    for task in tasks:
+        assert ARGO_NAME.match(task["name"]), task["name"]
+        assert all(ARGO_NAME.match(dep) for dep in task["dependencies"])
+    names = {t["name"] for t in tasks}
+    assert {"train-lgbm", "fetch-btcusdt", "evaluate-marathon"} <= names
+    script = spec["spec"]["templates"][0]["script"]
+    assert script["image"] == default_image() == "levibot:0.1.0"
+    assert script["imagePullPolicy"] == "IfNotPresent" and "workingDir" not in script
+    assert "ploomber task {{inputs.parameters.task_name}}" in script["source"]
+    assert script["volumeMounts"] == [
+        {"mountPath": f"/mnt/{WORKSPACE_VOLUME}", "name": WORKSPACE_VOLUME, "subPath": ""}
+    ]
+    volume = spec["spec"]["volumes"][0]
+    assert volume == {
+        "name": WORKSPACE_VOLUME,
+        "persistentVolumeClaim": {"claimName": WORKSPACE_VOLUME},
+    }
+
+
+def test_the_workspace_mount_is_where_the_image_links_the_state(exported):
+    """The Dockerfile links data/, registry/ and reports/ into the mounted volume."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for folder in ("data", "registry", "reports"):
+        assert f"ln -s /mnt/{WORKSPACE_VOLUME}/{folder} /project/{folder}" in dockerfile
+    assert "ENV PATH=/project/.venv/bin:$PATH" in dockerfile  # `ploomber task` on PATH
+
+
+def test_airflow_dag_parses_and_its_tasks_are_the_pipeline(exported, ploomber_graph):
+    folder = exported / "airflow"
+    code = (folder / "levibot.py").read_text()
+    ast.parse(code)
+    assert "days_ago" not in code and "schedule_interval" not in code
+    assert "schedule=None" in code and "catchup=False" in code
+    tasks = json.loads((folder / "levibot.json").read_text())["tasks"]
+    assert {t["name"]: sorted(t["upstream"]) for t in tasks} == ploomber_graph
+    for task in tasks:
+        assert task["command"].startswith('cd "${LEVIBOT_PROJECT_DIR:?')
+        assert "PLOOMBER_STATS_ENABLED=false" in task["command"]
+        assert re.search(
+            rf"\.venv/bin/ploomber task {re.escape(task['name'])} --entry-point pipeline.yaml",
+            task["command"],
+        )
+
+
+def test_argo_task_names():
+    assert argo_task_name("train_lgbm") == "train-lgbm"
+    assert argo_task_name("fetch-BTCUSDT") == "fetch-btcusdt"
+    with pytest.raises(ExportError, match="no valid Argo name"):
+        argo_task_name("_private")
+
+
+def test_a_changed_soopervisor_dag_template_is_refused():
+    with pytest.raises(ExportError, match=r"pin 0\.9\.3"):
+        airflow_dag_for_current_airflow("import json\n")
+
+
+def test_export_refuses_an_unknown_backend_and_a_folder_without_the_pipeline(tmp_path):
+    with pytest.raises(ExportError, match=r"unknown backend 'luigi'"):
+        export_workflow("luigi", ROOT, tmp_path)
+    with pytest.raises(ExportError, match=r"no pipeline\.yaml, env\.yaml, notebooks here"):
+        export_workflow("argo", tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_writes_the_export_and_reports_errors_on_one_line(
+    tmp_path, monkeypatch, capsys, ploomber_graph
+):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "argo"
+    assert main(["export", "argo", "--output", str(out), "--image", "levibot:candidate"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'argo.yaml'}" in printed and f"{len(ploomber_graph)} tasks" in printed
+    spec = yaml.safe_load((out / "argo.yaml").read_text())
+    assert spec["spec"]["templates"][0]["script"]["image"] == "levibot:candidate"
+    assert main(["export", "airflow", "--output", str(out), "--image", "x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --image applies to argo only (Airflow tasks run on the worker)"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "argo"]) == 2
+    assert "run the export from the project root" in capsys.readouterr().err
