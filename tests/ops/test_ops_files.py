@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.ops.conftest import prometheus_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "ml_production.json"
@@ -236,6 +237,7 @@ def test_alert_thresholds(alert_rules: dict[str, dict]) -> None:
     latency = compact("LevibotLatencyP95High")
     assert latency.startswith("histogram_quantile(0.95,") and "[5m]" in latency
     assert latency.endswith(">2")
+    assert 'route=~"/ml/.+"' in latency  # predictions, not scrapes and health probes
     assert compact("LevibotMemoryHigh") == 'process_resident_memory_bytes{job="levibot"}>4e9'
     assert alert_rules["LevibotMemoryHigh"]["for"] == "10m"
     assert compact("LevibotKillSwitchOn") == "levibot_kill_switch==1"
@@ -257,11 +259,7 @@ def test_alert_unit_tests_cover_key_alerts() -> None:
         assert any(not c["exp_alerts"] for c in mine), f"{name}: no silent case"
 
 
-# --- promtool (optional) ------------------------------------------------------------------------
-PROMTOOL = shutil.which("promtool")
-
-
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool not on PATH (make check-ops installs it)")
+# --- promtool (skipped without it, except in CI: see tests/ops/conftest.py) ---------------------
 @pytest.mark.parametrize(
     "args",
     [
@@ -272,9 +270,8 @@ PROMTOOL = shutil.which("promtool")
     ids=["check-config", "check-rules", "test-rules"],
 )
 def test_promtool(args: list) -> None:
-    assert PROMTOOL is not None
     result = subprocess.run(
-        [PROMTOOL, *map(str, args)],
+        [prometheus_tool("promtool"), *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
