@@ -43,13 +43,14 @@ serve: $(STAMP) ## start the API on 127.0.0.1:8000 (needs a trained registry: ma
 
 DRIFT_RUNS ?= 100
 SIM_RUNS ?= 20
-bench: $(STAMP) ## benchmarks: serving req/s and p50/p99 vs a trivial endpoint, RSS; drift check; selection on real EURUSD
+bench: $(STAMP) ## benchmarks: serving req/s and p50/p99 vs a trivial endpoint, RSS; drift check; selection on real EURUSD; cost vs number of symbols
 	@test -f registry/model_registry.json || $(MAKE) run
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_drift_detection.py --runs $(DRIFT_RUNS)
 	$(BIN)/python bench/bench_real_data.py
 	$(BIN)/python bench/bench_replay.py
+	$(BIN)/python bench/bench_scaling.py
 	$(BIN)/levibot marathon simulate --runs $(SIM_RUNS)
 
 marathon: $(STAMP) ## start a live marathon: pre-flight, canary at 10%, managed API on :8000

@@ -32,9 +32,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pandas as pd
+from benchkit import append_bar, percentile, rss_mb
 
-from levibot.data.store import FeatureStore
 from levibot.marathon.replay import workspace_settings
 from levibot.marathon.server import free_port, start_server
 from levibot.settings import load_settings, save_settings
@@ -104,15 +103,6 @@ def start_bare(log_path: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the bare FastAPI app did not start")
 
 
-def append_bar(store: FeatureStore, symbol: str) -> None:
-    """A new bar (a copy of the last one, one bar later): makes every cache entry stale."""
-    frame = store.read(symbol)
-    new = frame.iloc[[-1]].copy()
-    new.index = new.index + store.bar_length
-    new.index.name = "timestamp"
-    store.write(symbol, pd.concat([frame, new]))
-
-
 UNUSUAL_METHODS = ("PROPFIND", "MKCOL", "PURGE", "SEARCH", "UNLOCK", "REPORT", "LINK")
 
 
@@ -133,18 +123,6 @@ def scrape(base: str) -> tuple[int, int]:
     """(bytes, series) of one /metrics scrape."""
     text = httpx.get(f"{base}/metrics", timeout=30).text
     return len(text.encode()), sum(1 for line in text.splitlines() if not line.startswith("#"))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:
