@@ -10,7 +10,7 @@ was. `run_ingest` is both halves in one process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -175,19 +175,41 @@ def stage_symbol(
     )
 
 
-def common_window(staged: list[StagedSymbol]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The window every staged symbol covers. Symbols staged by separate tasks on a live
-    source can straddle a bar close; bars outside the shared window are left out so every
-    symbol ends on the same bar (cross-asset features need aligned bars)."""
+MAX_STAGED_SKEW_BARS = 1  # fetch tasks running across one bar close may differ by a bar
+
+
+def common_window(
+    staged: list[StagedSymbol], bar: pd.Timedelta
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window every staged symbol covers. Fetch tasks on a live source can straddle a
+    bar close, so windows may differ by MAX_STAGED_SKEW_BARS; the bars outside the shared
+    window are left out so every symbol ends on the same bar (cross-asset features need
+    aligned bars). A larger difference means a fetch task's products are from an earlier
+    build (Ploomber found its parameters unchanged) and would silently cut fresh bars."""
     start = max(s.window[0] for s in staged)
     end = min(s.window[1] for s in staged)
-    if end <= start:
+    newest = max(s.window[1] for s in staged)
+    stale = [s for s in staged if newest - s.window[1] > MAX_STAGED_SKEW_BARS * bar]
+    if stale or end <= start:
+        described = ", ".join(f"{s.symbol} {s.window[0]}..{s.window[1]}" for s in stale or staged)
+        what = (
+            f"staged from an earlier build: {described}"
+            if stale
+            else f"no shared window: {described}"
+        )
         raise DataValidationError(
-            "the staged symbols share no window: "
-            + ", ".join(f"{s.symbol} {s.window[0]}..{s.window[1]}" for s in staged)
-            + "; rebuild the fetch tasks (ploomber build --force)"
+            f"the fetch tasks' windows disagree ({what}); newest end {newest}; "
+            "rebuild them with ploomber build --force"
         )
     return start, end
+
+
+def _cut(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows of `frame` inside [start, end) (rows without a timestamp are kept)."""
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or index.empty:
+        return frame
+    return frame.loc[index.isna() | ((index >= start) & (index < end))]
 
 
 def _quality_row(staged: StagedSymbol, stored: int) -> dict:
@@ -225,19 +247,31 @@ def merge_staged(
             f"ingest needs each of the settings' symbols staged once; missing {missing}, "
             f"staged {[s.symbol for s in staged]}"
         )
-    staged = [by_symbol[symbol] for symbol in settings.symbols]
+    sources = sorted({item.source for item in staged})
+    if len(sources) > 1:
+        raise DataValidationError(
+            f"the staged symbols come from different sources {sources}; rebuild the fetch "
+            "tasks with ploomber build --force"
+        )
+    start, end = common_window(
+        [by_symbol[symbol] for symbol in settings.symbols], timeframe_delta(settings.timeframe)
+    )
+    staged = [
+        replace(
+            item, clean=_cut(item.clean, start, end), quarantine=_cut(item.quarantine, start, end)
+        )
+        for item in (by_symbol[symbol] for symbol in settings.symbols)
+    ]
     now = to_utc(now) if now is not None else utc_now()
-    start, end = common_window(staged)
     paths = Paths.of(settings)
     store = paths.store()
     run_at = now.isoformat()
     merged_bars = {}
     for item in staged:
-        clean = item.clean.loc[(item.clean.index >= start) & (item.clean.index < end)]
         if len(item.quarantine):
             _save_quarantine(settings, item.symbol, item.quarantine, run_at)
         existing = store.read(item.symbol, "bars")
-        merged_bars[item.symbol] = upsert_frames(existing, clean[BAR_COLUMNS])
+        merged_bars[item.symbol] = upsert_frames(existing, item.clean[BAR_COLUMNS])
     features = {}
     for symbol, derived in compute_feature_panel(merged_bars).items():
         store.write(symbol, merged_bars[symbol], "bars")

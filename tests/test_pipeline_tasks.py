@@ -71,29 +71,66 @@ def test_merging_staged_symbols_stores_what_a_single_ingest_stores(settings, tmp
         pd.testing.assert_frame_equal(fanned[symbol], single.read(symbol))
 
 
+BAR = pd.Timedelta(minutes=15)
+
+
+def _staged_one_bar_later(settings, symbol):
+    """`symbol` staged by a task that ran just after the next bar closed."""
+    later = stage_symbol(settings.model_copy(update={"end": settings.end + BAR}), symbol)
+    assert later.window == (settings.end - pd.Timedelta(days=5) + BAR, settings.end + BAR)
+    return later
+
+
 def test_symbols_staged_across_a_bar_close_are_cut_to_their_common_window(settings):
     """A live fetch task can finish a bar later than another: every symbol must end on the
-    same bar, so the later symbol's extra bar is left out of the store."""
-    btc, eth = (stage_symbol(settings, symbol) for symbol in settings.symbols)
-    bar = pd.Timedelta(minutes=15)
-    eth.window = (eth.window[0] + bar, eth.window[1] + bar)
-    eth.clean = stage_symbol(
-        settings.model_copy(update={"end": settings.end + bar}), "ETHUSDT"
-    ).clean
-    assert common_window([btc, eth]) == (eth.window[0], btc.window[1])
+    same bar, so the later symbol's extra bar is left out of the store and its counts."""
+    btc = stage_symbol(settings, "BTCUSDT")
+    eth = _staged_one_bar_later(settings, "ETHUSDT")
+    assert common_window([btc, eth], BAR) == (eth.window[0], btc.window[1])
     result = merge_staged(settings, [btc, eth])
     store = Paths.of(settings).store()
     for symbol in settings.symbols:
         stored = store.read(symbol)
-        assert stored.index[0] == eth.window[0] and stored.index[-1] == btc.window[1] - bar
+        assert stored.index[0] == eth.window[0] and stored.index[-1] == btc.window[1] - BAR
         assert len(stored) == 5 * 96 - 1
     assert result.window == (eth.window[0], btc.window[1])
+    quality = result.quality.set_index("symbol")
+    assert (quality["rows_clean"] == quality["rows_stored"]).all()
+    assert (quality["last_bar"] == btc.window[1] - BAR).all()
+
+
+def test_quarantined_rows_outside_the_common_window_are_not_saved(settings):
+    btc = stage_symbol(settings, "BTCUSDT")
+    eth = _staged_one_bar_later(settings, "ETHUSDT")
+    inside, outside = eth.clean.iloc[[10]], eth.clean.iloc[[-1]]  # -1: the extra bar
+    eth.quarantine = pd.concat([inside, outside]).assign(reason="test")
+    merge_staged(settings, [btc, eth])
+    saved = pd.read_csv(Paths.of(settings).quarantine("ETHUSDT"), index_col=0, parse_dates=[0])
+    assert list(saved.index) == list(inside.index)
+
+
+def test_products_left_from_an_earlier_build_are_refused_not_silently_cut(settings):
+    """Ploomber skips a fetch task whose parameters match an earlier build's: its staged
+    bars can end hours before the others', and cutting every symbol back to them would
+    drop the fresh bars without a word."""
+    btc = stage_symbol(settings, "BTCUSDT")
+    old_eth = stage_symbol(settings.model_copy(update={"end": settings.end - 5 * BAR}), "ETHUSDT")
+    with pytest.raises(DataValidationError, match=r"earlier build: ETHUSDT .*--force"):
+        merge_staged(settings, [btc, old_eth])
+    assert not Paths.of(settings).manifest.exists()  # nothing written
 
 
 def test_disjoint_windows_are_refused_with_the_fix(settings):
     btc, eth = (stage_symbol(settings, symbol) for symbol in settings.symbols)
     eth.window = (btc.window[1], btc.window[1] + pd.Timedelta(days=1))
-    with pytest.raises(DataValidationError, match=r"share no window.*ploomber build --force"):
+    with pytest.raises(DataValidationError, match=r"windows disagree.*ploomber build --force"):
+        merge_staged(settings, [btc, eth])
+
+
+def test_symbols_from_different_sources_are_refused(settings):
+    btc, eth = (stage_symbol(settings, symbol) for symbol in settings.symbols)
+    eth.source = "csv"
+    with pytest.raises(DataValidationError, match=r"different sources \['csv', 'synthetic'\]"):
         merge_staged(settings, [btc, eth])
 
 
