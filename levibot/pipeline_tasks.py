@@ -15,6 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+# Imported here, when Ploomber loads the pipeline, not inside each fetch task: Ploomber runs
+# every function task in a forked child, which inherits the parent's modules, and the
+# synthetic source's scipy.signal import alone takes ~1.5 s per task otherwise.
+import levibot.data.sources.synthetic  # noqa: F401
 from levibot.ingest import IngestResult, StagedSymbol, merge_staged, run_ingest, stage_symbol
 from levibot.io import read_json, write_json_atomic, write_parquet_atomic
 from levibot.settings import Settings, load_settings
@@ -24,7 +28,9 @@ FETCH_UPSTREAM = "fetch-*"
 STAGED_PRODUCTS = ("bars", "quarantine", "report")
 
 
-INVALID_SYMBOLS = "INVALID"  # the one grid value when the symbols setting is invalid
+# the one grid value when the symbols setting is invalid: not a symbol (a symbol has no
+# "-"), so no real fetch task can be taken for it; the parameter check skips its task
+INVALID_SYMBOLS = "INVALID-SYMBOLS"
 
 
 def symbol_grid(symbols: str) -> list[str]:

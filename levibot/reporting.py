@@ -12,9 +12,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+MAX_PLOTTED_SYMBOLS = 6  # a report with a column per symbol of 100 is unreadable and slow
+
+
+def plotted_symbols(frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The first MAX_PLOTTED_SYMBOLS symbols, in the settings' order (tables show all)."""
+    return dict(list(frames.items())[:MAX_PLOTTED_SYMBOLS])
+
 
 def plot_price_volume(frames: Mapping[str, pd.DataFrame]) -> Figure:
-    """Close price (log scale) above volume, one column per symbol."""
+    """Close price (log scale) above volume, one column per symbol (the first
+    MAX_PLOTTED_SYMBOLS; the figure's title says how many were left out)."""
+    shown = plotted_symbols(frames)
+    left_out = len(frames) - len(shown)
+    frames = shown
     fig, axes = plt.subplots(
         2, len(frames), figsize=(5 * len(frames), 5), sharex="col", squeeze=False,
         gridspec_kw={"height_ratios": [3, 1]},
@@ -27,6 +38,8 @@ def plot_price_volume(frames: Mapping[str, pd.DataFrame]) -> Figure:
         volume_ax.fill_between(frame.index, frame["volume"], step="post", color="grey", lw=0)
         volume_ax.set_ylabel("volume")
         volume_ax.tick_params(axis="x", labelrotation=30)
+    if left_out:
+        fig.suptitle(f"first {len(frames)} symbols; {left_out} more in the quality table")
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -35,12 +48,13 @@ def plot_price_volume(frames: Mapping[str, pd.DataFrame]) -> Figure:
 def plot_feature_distributions(
     frames: Mapping[str, pd.DataFrame], columns: Sequence[str], *, bins: int = 50
 ) -> Figure:
-    """A histogram per feature, one colour per symbol; the 1-99% range hides outliers."""
+    """A histogram per feature, one colour per symbol (the first MAX_PLOTTED_SYMBOLS;
+    the NaN share is over all of them); the 1-99% range hides outliers."""
     ncols = 5
     nrows = int(np.ceil(len(columns) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
     for ax, column in zip(axes.flat, columns, strict=False):
-        for symbol, frame in frames.items():
+        for symbol, frame in plotted_symbols(frames).items():
             values = frame[column].dropna()
             if values.empty:
                 continue

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     def _check_symbols(cls, value: list[str]) -> list[str]:
         symbols = parse_symbols(value)
         if not symbols:
-            raise ValueError(f"symbols must be letters/digits like BTCUSDT, got {value!r}")
+            raise ValueError("symbols names no symbol; list at least one, e.g. BTCUSDT,ETHUSDT")
         return symbols
 
     @field_validator("deep_seq_len")
