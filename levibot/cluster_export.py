@@ -39,6 +39,10 @@ from levibot.operations import PLOOMBER_ENV
 
 PACKAGE = "levibot"
 WORKSPACE_VOLUME = "levibot-workspace"  # deploy/Dockerfile links data/ etc. under /mnt/<this>
+WORKSPACE = f"/mnt/{WORKSPACE_VOLUME}"
+WORKSPACE_FOLDERS = ("data", "registry", "reports")  # the image's links into the workspace
+ENV_FILE_VARIABLE = "PLOOMBER_ENV_FILENAME"
+IMAGE_UID = 1000  # the image's user (deploy/Dockerfile useradd --uid)
 PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks")
 LOCK_FILE = "requirements.lock.txt"
 CONSTRAINTS = Path("requirements") / "constraints.txt"
@@ -72,11 +76,11 @@ def argo_task_name(task: str) -> str:
     return name
 
 
-def _stage_project(project_root: Path, scratch: Path) -> Path:
+def _stage_project(project_root: Path, scratch: Path, env_name: str | None) -> Path:
     """A copy of what rendering the DAG needs, in a folder named after the package."""
     staged = scratch / PACKAGE
     staged.mkdir()
-    for name in PROJECT_FILES:
+    for name in (*PROJECT_FILES, *([env_name] if env_name else [])):
         source = project_root / name
         if source.is_dir():
             shutil.copytree(source, staged / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -86,9 +90,11 @@ def _stage_project(project_root: Path, scratch: Path) -> Path:
     return staged
 
 
-def _soopervisor(staged: Path, *args: str) -> None:
+def _soopervisor(staged: Path, env_name: str | None, *args: str) -> None:
     executable = Path(sys.executable).with_name("soopervisor")
-    env = {**os.environ, **PLOOMBER_ENV}
+    if not executable.exists():
+        raise ExportError("soopervisor is not installed in this environment; run make install")
+    env = {**os.environ, **PLOOMBER_ENV, **_env_file_variable(env_name)}
     done = subprocess.run(
         [str(executable), *args], cwd=staged, env=env, capture_output=True, text=True
     )
@@ -104,16 +110,29 @@ def _configure(staged: Path, env_name: str, settings: dict[str, Any]) -> None:
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _run_soopervisor(project_root: Path, backend: str, settings: dict[str, Any]) -> Path:
+def _env_file_variable(env_name: str | None) -> dict[str, str]:
+    """Ploomber reads another env file than env.yaml from PLOOMBER_ENV_FILENAME."""
+    return {ENV_FILE_VARIABLE: env_name} if env_name else {}
+
+
+def _prefix(env_name: str | None) -> str:
+    """The assignments each task's command starts with: telemetry off, the env file."""
+    assignments = {**PLOOMBER_ENV, **_env_file_variable(env_name)}
+    return " ".join(f"{key}={value}" for key, value in assignments.items())
+
+
+def _run_soopervisor(
+    project_root: Path, backend: str, settings: dict[str, Any], env_name: str | None
+) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="levibot-export-"))
     try:
-        staged = _stage_project(project_root, scratch)
+        staged = _stage_project(project_root, scratch, env_name)
         add = ["add", backend, "--backend", BACKENDS[backend]]
         if backend == "airflow":
             add += ["--preset", "bash"]
-        _soopervisor(staged, *add)
+        _soopervisor(staged, env_name, *add)
         _configure(staged, backend, settings)
-        _soopervisor(staged, "export", backend, "--skip-docker", "--mode", "force")
+        _soopervisor(staged, env_name, "export", backend, "--skip-docker", "--mode", "force")
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -146,11 +165,17 @@ def argo_graph(spec: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def export_argo(project_root: Path, output_dir: Path, *, image: str | None = None) -> Export:
+def export_argo(
+    project_root: Path,
+    output_dir: Path,
+    *,
+    image: str | None = None,
+    env_name: str | None = None,
+) -> Export:
     """Write `<output_dir>/argo.yaml`: one DAG task per Ploomber task, on a shared volume."""
     claim = {"persistentVolumeClaim": {"claimName": WORKSPACE_VOLUME}}
     settings = {"repository": None, "mounted_volumes": [{"name": WORKSPACE_VOLUME, "spec": claim}]}
-    staged = _run_soopervisor(project_root, "argo", settings)
+    staged = _run_soopervisor(project_root, "argo", settings, env_name)
     try:
         spec = yaml.safe_load(_written(staged, "argo", "argo.yaml").read_text())
     finally:
@@ -167,22 +192,33 @@ def export_argo(project_root: Path, output_dir: Path, *, image: str | None = Non
     script["imagePullPolicy"] = "IfNotPresent"  # soopervisor's "Never" only suits a local image
     if script.get("workingDir") is None:  # null: the image's WORKDIR, where the project is
         script.pop("workingDir", None)
+    # a new claim is empty and mounting it hides the image's folders, leaving the links to
+    # data/ etc. dangling: every task creates them first, as the image's user, who owns
+    # the volume's files through fsGroup
+    folders = " ".join(f"{WORKSPACE}/{folder}" for folder in WORKSPACE_FOLDERS)
+    script["source"] = f"mkdir -p {folders} && {_prefix(env_name)} {script['source']}"
+    ids = {"runAsUser": IMAGE_UID, "runAsGroup": IMAGE_UID, "fsGroup": IMAGE_UID}
+    spec["spec"]["securityContext"] = ids
+    graph = argo_graph(spec)
+    symbols = sorted(name.removeprefix("fetch-") for name in graph if name.startswith("fetch-"))
+    spec["metadata"]["annotations"] = {  # the graph is fixed at export: re-export on a change
+        f"{PACKAGE}/symbols": ",".join(symbols)
+    }
     path = _write(output_dir / "argo.yaml", yaml.safe_dump(spec, sort_keys=False))
-    return Export(files=(path,), graph=argo_graph(spec))
+    return Export(files=(path,), graph=graph)
 
 
-def export_airflow(project_root: Path, output_dir: Path) -> Export:
+def export_airflow(project_root: Path, output_dir: Path, *, env_name: str | None = None) -> Export:
     """Write `<output_dir>/airflow/levibot.py` (the DAG) and `levibot.json` (its tasks)."""
-    staged = _run_soopervisor(project_root, "airflow", {})
+    staged = _run_soopervisor(project_root, "airflow", {}, env_name)
     try:
         dag_code = _written(staged, "airflow", f"{PACKAGE}.py").read_text()
         spec = json.loads(_written(staged, "airflow", f"{PACKAGE}.json").read_text())
     finally:
         shutil.rmtree(staged.parent, ignore_errors=True)
     enter = f'cd "${{{PROJECT_DIR_VARIABLE}:?set it to the levibot checkout on this worker}}"'
-    quiet = " ".join(f"{key}={value}" for key, value in PLOOMBER_ENV.items())
     for task in spec["tasks"]:
-        task["command"] = f"{enter} && {quiet} .venv/bin/{task['command']}"
+        task["command"] = f"{enter} && {_prefix(env_name)} .venv/bin/{task['command']}"
     dag_code = airflow_dag_for_current_airflow(dag_code)
     folder = output_dir / "airflow"
     files = (
@@ -220,14 +256,31 @@ def airflow_dag_for_current_airflow(dag_code: str) -> str:
 
 
 def export_workflow(
-    backend: str, project_root: Path, output_dir: Path, *, image: str | None = None
+    backend: str,
+    project_root: Path,
+    output_dir: Path,
+    *,
+    image: str | None = None,
+    env_file: str | None = None,
 ) -> Export:
-    """`argo` or `airflow`: the current `pipeline.yaml` as that backend's workflow."""
+    """`argo` or `airflow`: the current `pipeline.yaml` as that backend's workflow.
+
+    `env_file` (default env.yaml) must sit next to pipeline.yaml: the tasks read it by
+    name from PLOOMBER_ENV_FILENAME where they run (the image, or the worker's checkout)."""
     if backend not in BACKENDS:
         raise ExportError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     missing = [name for name in PROJECT_FILES if not (project_root / name).exists()]
     if missing:
         raise ExportError(f"no {', '.join(missing)} here; run the export from the project root")
+    env_name = None
+    if env_file is not None:
+        name = Path(env_file).name
+        if Path(env_file).parent != Path(".") or not (project_root / name).is_file():
+            raise ExportError(
+                f"--env-file {env_file}: an export needs an env file next to pipeline.yaml, "
+                "by name (e.g. env.prod.yaml), so the cluster's tasks find it too"
+            )
+        env_name = None if name == "env.yaml" else name
     if backend == "argo":
-        return export_argo(project_root, output_dir, image=image)
-    return export_airflow(project_root, output_dir)
+        return export_argo(project_root, output_dir, image=image, env_name=env_name)
+    return export_airflow(project_root, output_dir, env_name=env_name)

@@ -29,7 +29,10 @@ def add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 def _cmd_export(args: argparse.Namespace) -> int:
     if args.image is not None and args.backend != "argo":
         raise ExportError("--image applies to argo only (Airflow tasks run on the worker)")
-    done = export_workflow(args.backend, Path.cwd(), args.output, image=args.image)
+    env_file = getattr(args, "env_file", None)
+    done = export_workflow(
+        args.backend, Path.cwd(), args.output, image=args.image, env_file=env_file
+    )
     for path in done.files:
         print(f"wrote {path}")
     print(f"{len(done.graph)} tasks, {sum(map(len, done.graph.values()))} dependencies")
