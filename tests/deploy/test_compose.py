@@ -445,6 +445,7 @@ def check_secrets(doc: dict, base: Path) -> list[str]:
         files = env_file_paths(service)
         if not files:
             problems.append(f"{name}: no env_file for {key}")
+        found = False
         for env_file in files:
             example = host_path(env_file + ".example", base)
             keys = (
@@ -456,8 +457,14 @@ def check_secrets(doc: dict, base: Path) -> list[str]:
                 if example.is_file()
                 else set()
             )
-            if key not in keys:
-                problems.append(f"{name}: {key} is not in {env_file}.example")
+            found = found or key in keys
+            for other, secret in required.items():
+                if other != name and secret in keys:
+                    problems.append(
+                        f"{name}: reads {other}'s {secret} from {env_file}; one file per service"
+                    )
+        if files and not found:
+            problems.append(f"{name}: {key} is not in {' or '.join(files)} (.example)")
     return problems
 
 
@@ -733,6 +740,18 @@ def test_hard_coded_secret_is_named(doc: dict) -> None:
     assert check_secrets(broken, BASE) == [
         f"api: no env_file for {TOKEN_ENV}",
         "grafana: GF_SECURITY_ADMIN_PASSWORD is hard-coded in compose.yaml",
+    ]
+
+
+def test_a_secret_shared_with_another_service_is_named(doc: dict) -> None:
+    broken = _broken(doc, "grafana", env_file="levibot.env")
+    assert check_secrets(broken, BASE) == [
+        "grafana: reads api's LEVIBOT_ADMIN_TOKEN from levibot.env; one file per service",
+        "grafana: GF_SECURITY_ADMIN_PASSWORD is not in levibot.env (.example)",
+    ]
+    broken = _broken(doc, "api", env_file=["levibot.env", "grafana.env"])
+    assert check_secrets(broken, BASE) == [
+        "api: reads grafana's GF_SECURITY_ADMIN_PASSWORD from grafana.env; one file per service",
     ]
 
 

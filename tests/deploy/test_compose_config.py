@@ -29,10 +29,11 @@ def compose_binary() -> Path:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """What compose reads: deploy/, ops/, an env file from the example, data/ and registry/."""
+    """What compose reads: deploy/, ops/, the env files from the examples, data/, registry/."""
     shutil.copytree(ROOT / "deploy", tmp_path / "deploy", ignore=shutil.ignore_patterns("*.env"))
     shutil.copytree(ROOT / "ops", tmp_path / "ops")
-    shutil.copy(ROOT / "deploy" / "levibot.env.example", tmp_path / "deploy" / "levibot.env")
+    for name in ("levibot", "grafana"):
+        shutil.copy(ROOT / "deploy" / f"{name}.env.example", tmp_path / "deploy" / f"{name}.env")
     (tmp_path / "data").mkdir()
     (tmp_path / "registry").mkdir()
     return tmp_path
@@ -59,6 +60,9 @@ def test_compose_accepts_the_file_and_resolves_the_mounts(checkout):
         "registry": "/mnt/levibot-workspace/registry",
     }
     assert api["environment"]["LEVIBOT_ADMIN_TOKEN"]  # read from the env file
+    grafana = config["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] and "LEVIBOT_ADMIN_TOKEN" not in grafana
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in api["environment"]
     assert all(s["network_mode"] == "host" for s in config["services"].values())
 
 
