@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from levibot.io import write_text_atomic
 from levibot.operations import PLOOMBER_ENV
 
 PACKAGE = "levibot"
@@ -148,14 +149,6 @@ def _written(staged: Path, env_name: str, name: str) -> Path:
     raise ExportError(f"soopervisor wrote no {name}; install the pinned one (make install)")
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
-
-
 def argo_graph(spec: dict[str, Any]) -> dict[str, list[str]]:
     """Ploomber task -> upstream tasks, read back from an Argo workflow spec."""
     tasks = spec["spec"]["templates"][1]["dag"]["tasks"]
@@ -204,7 +197,7 @@ def export_argo(
     spec["metadata"]["annotations"] = {  # the graph is fixed at export: re-export on a change
         f"{PACKAGE}/symbols": ",".join(symbols)
     }
-    path = _write(output_dir / "argo.yaml", yaml.safe_dump(spec, sort_keys=False))
+    path = write_text_atomic(output_dir / "argo.yaml", yaml.safe_dump(spec, sort_keys=False))
     return Export(files=(path,), graph=graph)
 
 
@@ -222,8 +215,8 @@ def export_airflow(project_root: Path, output_dir: Path, *, env_name: str | None
     dag_code = airflow_dag_for_current_airflow(dag_code)
     folder = output_dir / "airflow"
     files = (
-        _write(folder / f"{PACKAGE}.json", json.dumps(spec, indent=2) + "\n"),
-        _write(folder / f"{PACKAGE}.py", dag_code),
+        write_text_atomic(folder / f"{PACKAGE}.json", json.dumps(spec, indent=2) + "\n"),
+        write_text_atomic(folder / f"{PACKAGE}.py", dag_code),
     )
     return Export(files=files, graph={t["name"]: sorted(t["upstream"]) for t in spec["tasks"]})
 

@@ -98,28 +98,10 @@ def fetch_symbol(
     """Ploomber task `fetch-<SYMBOL>`: fetch and validate one symbol into its products.
 
     Ploomber checks a function task's parameters against its signature, so they are
-    spelled out: the ingest notebook's, so both tasks build the same settings."""
-    settings = load_settings(
-        None,
-        root=project_root,
-        source=source,
-        symbols=symbols,
-        timeframe=timeframe,
-        days=days,
-        end=end,
-        seed=seed,
-        drift_scenario=drift_scenario,
-        drift_start=drift_start,
-        sim_edge=sim_edge,
-        sim_edge_after=sim_edge_after,
-        sim_edge_change=sim_edge_change,
-        csv_path=csv_path,
-        timestamp_format=timestamp_format,
-        exchange_id=exchange_id,
-        market_calendar=market_calendar,
-        data_dir=data_dir,
-        max_bad_fraction=max_bad_fraction,
-    )
+    spelled out (the ingest notebook's, pipeline.yaml's &ingest_params) and passed on as
+    the settings they are."""
+    params = {k: v for k, v in locals().items() if k not in ("product", "symbol", "project_root")}
+    settings = load_settings(None, root=project_root, **params)
     save_staged(stage_symbol(settings, symbol), product)
 
 
