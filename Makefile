@@ -82,7 +82,7 @@ check-ops: ## validate ops/prometheus with promtool (installs it via apt if miss
 
 clean: ## remove what a build regenerates (store, replays, reports); keeps serving state, registry, run history
 	rm -rf data/store data/staging data/replay data/simulate data/quarantine data/ingest_manifest.json \
-		reports/*.html reports/*.ipynb reports/.*.metadata .pytest_cache
+		reports/*.html reports/*.ipynb reports/pipeline.png reports/.*.metadata .pytest_cache
 
 clean-all: ## also remove serving state (shadow logs, paper books), the registry (every model) and run history: CONFIRM=yes
 	@test "$(CONFIRM)" = yes || { echo "make clean-all deletes data/ (shadow logs, paper books, kill-switch), registry/ (every trained model) and reports/runs/; run: make clean-all CONFIRM=yes"; exit 2; }

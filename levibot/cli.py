@@ -345,6 +345,26 @@ def _add_schedule(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     schedule.set_defaults(handler=_cmd_schedule)
 
 
+def _cmd_dag(args: argparse.Namespace) -> int:
+    from levibot.dag_picture import draw_dag, pipeline_graph
+    from levibot.operations import PIPELINE_FILE
+
+    pipeline = Path(PIPELINE_FILE)
+    if not pipeline.is_file():
+        raise RuntimeError(f"no {PIPELINE_FILE} here; run levibot dag from the project root")
+    out = draw_dag(pipeline_graph(pipeline), args.output or paths_of(args).pipeline_picture)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _add_dag(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    dag = sub.add_parser(
+        "dag", parents=[common], help="draw pipeline.yaml's task graph as a PNG (offline)"
+    )
+    dag.add_argument("--output", type=Path, default=None, help="default: <reports>/pipeline.png")
+    dag.set_defaults(handler=_cmd_dag)
+
+
 # -------------------------------------------------------------------------- main
 
 
@@ -363,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schedule(sub, common)
     add_runs(sub, common)
     add_export(sub, common)
+    _add_dag(sub, common)
     return parser
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from levibot.io import write_text_atomic
-from levibot.operations import PLOOMBER_ENV
+from levibot.operations import PIPELINE_FILE, PLOOMBER_ENV
 
 PACKAGE = "levibot"
 WORKSPACE_VOLUME = "levibot-workspace"  # deploy/Dockerfile links data/ etc. under /mnt/<this>
@@ -44,7 +44,7 @@ WORKSPACE = f"/mnt/{WORKSPACE_VOLUME}"
 WORKSPACE_FOLDERS = ("data", "registry", "reports")  # the image's links into the workspace
 ENV_FILE_VARIABLE = "PLOOMBER_ENV_FILENAME"
 IMAGE_UID = 1000  # the image's user (deploy/Dockerfile useradd --uid)
-PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks")
+PROJECT_FILES = (PIPELINE_FILE, "env.yaml", "notebooks")
 LOCK_FILE = "requirements.lock.txt"
 CONSTRAINTS = Path("requirements") / "constraints.txt"
 PROJECT_DIR_VARIABLE = "LEVIBOT_PROJECT_DIR"

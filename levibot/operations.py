@@ -44,6 +44,7 @@ from levibot.settings import Settings
 from levibot.state.paths import Paths
 
 PLOOMBER_ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "1"}
+PIPELINE_FILE = "pipeline.yaml"  # the Ploomber entry point, in the project root
 RETRAIN_TARGET = "calibrate_and_sweep"
 TAIL_LINES = 25
 TEMPLATE_NAME = "levibot.cron.template"
@@ -147,7 +148,7 @@ def canary_summary(paths: Paths) -> str:
 def project_root(env_file: Path | str) -> Path:
     """The project folder: the env file's folder, resolved; it must hold pipeline.yaml."""
     root = Path(env_file).resolve().parent
-    if not (root / "pipeline.yaml").is_file():
+    if not (root / PIPELINE_FILE).is_file():
         raise OperationError(
             f"no pipeline.yaml in {root}: run from the project folder or pass --env-file"
         )

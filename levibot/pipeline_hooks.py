@@ -94,6 +94,7 @@ def task_reports(dag: Any) -> dict[str, str | None]:
 
 
 def _record_build(dag: Any, report: Any) -> None:
+    from levibot.dag_picture import dag_graph, draw_dag
     from levibot.io import read_json
     from levibot.run_history import git_revision, list_runs, make_record, save_run
     from levibot.run_page import write_run_page
@@ -121,5 +122,9 @@ def _record_build(dag: Any, report: Any) -> None:
         read_json(evaluation_file), tasks=tasks, revision=git_revision(reports_dir)
     )
     save_run(paths, record)
+    try:  # the task graph linked from the run page; a drawing problem must not cost the page
+        draw_dag(dag_graph(dag), paths.pipeline_picture)
+    except Exception as exc:
+        log.warning("the task graph could not be drawn: %s", exc)
     earlier = [r for r in list_runs(paths) if r["run_id"] != record["run_id"]]
-    write_run_page(paths.report_index, record, earlier=earlier)
+    write_run_page(paths.report_index, record, earlier=earlier, picture=paths.pipeline_picture)

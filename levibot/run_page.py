@@ -74,6 +74,14 @@ def _reports(record: dict[str, Any], present: set[str], prefix: str = "") -> str
     return "<ol>" + "".join(items) + "</ol>"
 
 
+def _picture(index: Path, picture: Path | None) -> str:
+    """A link to the task graph, when it was drawn next to the page."""
+    if picture is None or not picture.exists() or picture.parent != index.parent:
+        return ""
+    name = escape(picture.name)
+    return f'<p><a href="{name}">Task graph</a> ({name}, drawn by levibot dag)</p>'
+
+
 def _canary_warning(record: dict[str, Any]) -> str:
     canary = record.get("canary") or {}
     if canary.get("configured_fraction") and not canary.get("served_fraction"):
@@ -111,9 +119,10 @@ def _earlier(runs: Sequence[dict[str, Any]]) -> str:
 
 def write_run_page(
     index: Path | str, record: dict[str, Any], *, earlier: Sequence[dict[str, Any]] = (),
-    include: Sequence[str] = (),
+    include: Sequence[str] = (), picture: Path | None = None,
 ) -> Path:  # fmt: skip
-    """The decision-first index page; `include` names reports written after this call."""
+    """The decision-first index page; `include` names reports written after this call,
+    `picture` the task graph's PNG (linked when it exists next to the page)."""
     index = Path(index)
     present = {p.name for p in index.parent.glob("*.html")} | set(include)
     present.discard(index.name)
@@ -145,7 +154,7 @@ def write_run_page(
         f"<p>{record.get('checks_passed', '?')}/5 checks passed. Why:</p><ul>{rules}</ul>"
         f"{_canary_warning(record)}{_checks(record)}"
         f"{_table(('', ''), facts)}"
-        f"<h2>Reports, in pipeline order</h2>{_reports(record, present)}"
+        f"<h2>Reports, in pipeline order</h2>{_reports(record, present)}{_picture(index, picture)}"
         f"<h2>Earlier runs</h2>{_earlier(earlier)}</body></html>\n"
     )
     return write_text_atomic(index, html)

@@ -29,6 +29,7 @@ Layout (relative to the settings' folders):
     registry/runs/serve_env.yaml                         levibot.settings.save_settings
     registry/runs/marathon_evaluation.json               levibot.marathon.evaluate / state.records
     reports/index.html                                   levibot.run_page
+    reports/pipeline.png                                 levibot.dag_picture
     reports/runs/<run-id>/{run.json,*.html,...}          levibot.run_history
 """
 
@@ -219,6 +220,11 @@ class Paths:
     @property
     def report_index(self) -> Path:
         return self.reports_dir / "index.html"
+
+    @property
+    def pipeline_picture(self) -> Path:
+        """The task graph as a PNG (`levibot dag`, and each recorded build)."""
+        return self.reports_dir / "pipeline.png"
 
     @property
     def report_runs(self) -> Path:

@@ -111,6 +111,8 @@ def test_build_runs_every_task_then_skips_when_up_to_date(project):
     index = (project / "reports" / "index.html").read_text()
     assert evaluation["decision"] in index and "marathon_evaluation.html" in index
     assert 'class="badge"' in index and "ran in" in index  # the run page, with task timing
+    assert (project / "reports" / "pipeline.png").read_bytes().startswith(b"\x89PNG")
+    assert '<a href="pipeline.png">Task graph</a>' in index  # drawn by the build, offline
     runs = sorted((project / "reports" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "run.json").exists()
     assert (runs[0] / "marathon_evaluation.html").exists()
