@@ -24,7 +24,7 @@ from levibot.cluster_export import (
     default_image,
     export_workflow,
 )
-from levibot.operations import PLOOMBER_ENV
+from levibot.dag_picture import pipeline_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def ploomber_graph() -> dict[str, list[str]]:
     """Task -> upstream tasks of pipeline.yaml, as Ploomber itself builds the DAG."""
-    from ploomber.spec import DAGSpec
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in PLOOMBER_ENV.items():
-            patch.setenv(name, value)
-        dag = DAGSpec(str(ROOT / "pipeline.yaml")).to_dag()
-    return {name: sorted(dag[name].upstream) for name in dag}
+    return pipeline_graph(ROOT / "pipeline.yaml")
 
 
 @pytest.fixture(scope="module")
