@@ -13,7 +13,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from levibot.cli_args import EXIT_ERROR, EXIT_OK, iso_time, one_line, paths_of, settings_of
+from levibot.cli_args import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_STATUS_HELP,
+    iso_time,
+    one_line,
+    paths_of,
+    settings_of,
+)
 from levibot.export_commands import add_export
 from levibot.io import CorruptFileError
 from levibot.marathon.commands import add_marathon
@@ -369,7 +377,9 @@ def _add_dag(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="levibot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="levibot", description=__doc__.splitlines()[0], epilog=EXIT_STATUS_HELP
+    )
     _common_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
     _common_options(common, suppress=True)

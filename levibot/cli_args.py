@@ -8,7 +8,14 @@ from levibot.settings import DEFAULT_ENV_FILE, Settings, load_settings
 from levibot.state.paths import Paths
 
 EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # the command ran and found something wrong (marathon check)
 EXIT_ERROR = 2
+EXIT_STATUS_HELP = (
+    f"exit status: {EXIT_OK} done; {EXIT_ERROR} a usage error or an expected error, printed "
+    "as one line 'error: ...' on stderr. Commands that decide have codes of their own, "
+    "listed in their help: drift (0 ok .. 4), marathon check (1: an item failed), "
+    "marathon evaluate (0 PROMOTE, 1 EXTEND, 3 ROLLBACK)."
+)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

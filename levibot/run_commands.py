@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from levibot.cli_args import paths_of
+from levibot.cli_args import EXIT_OK, paths_of
 from levibot.run_history import compare_runs, find_run, list_runs
-
-EXIT_OK = 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

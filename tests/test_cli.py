@@ -103,6 +103,9 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--reason" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["--help"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 done; 2 a usage error or an expected error" in printed
+    assert "marathon evaluate (0 PROMOTE, 1 EXTEND, 3 ROLLBACK)" in printed
 
 
 def test_a_missing_env_file_is_one_error_line_and_exit_2(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from levibot.cli_args import settings_of
+from levibot.cli_args import EXIT_CHECK_FAILED, EXIT_OK, settings_of
 from levibot.registry.canary import MARATHON_FRACTION
 from levibot.settings import Settings, SettingsError, settings_from_record
 from levibot.state.paths import Paths
@@ -194,7 +194,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(items, indent=2))
     for name, ok, detail in [] if args.json else results:
         print(f"  [{'x' if ok else ' '}] {name}: {detail}")
-    return 0 if all(ok for _, ok, _ in results) else 1
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_CHECK_FAILED
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -250,7 +250,11 @@ def add_marathon(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     evaluate.add_argument(
         "--url", default="http://127.0.0.1:8000", help="the server, with --live (default :8000)"
     )
-    check = add("check", _cmd_check, "during-marathon checklist; non-zero when an item fails")
+    check = add(
+        "check",
+        _cmd_check,
+        f"during-marathon checklist; exit {EXIT_CHECK_FAILED} when an item fails",
+    )
     check.add_argument(
         "--url", default="http://127.0.0.1:8000", help="the server (default 127.0.0.1:8000)"
     )
