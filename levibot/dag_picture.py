@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import matplotlib.pyplot as plt
 
@@ -30,16 +31,8 @@ def pipeline_graph(pipeline: Path | str) -> dict[str, list[str]]:
     """The graph of a pipeline.yaml as Ploomber builds it (with its env.yaml)."""
     from ploomber.spec import DAGSpec
 
-    saved = {name: os.environ.get(name) for name in PLOOMBER_ENV}
-    os.environ.update(PLOOMBER_ENV)  # loading the spec must not reach the network
-    try:
+    with patch.dict(os.environ, PLOOMBER_ENV):  # loading the spec must not reach the network
         return dag_graph(DAGSpec(str(pipeline)).to_dag())
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def generations(graph: Graph) -> dict[str, int]:
